@@ -1,0 +1,246 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace MLNetDeep;
+
+/// <summary>Optimizer used to update the network's weights.</summary>
+public enum DeepOptimizer
+{
+    /// <summary>Stochastic gradient descent, with optional momentum and Nesterov momentum.</summary>
+    Sgd,
+    /// <summary>Adam (Kingma and Ba, 2015); <see cref="DeepTrainerOptions.WeightDecay"/> is L2 added to the gradient.</summary>
+    Adam,
+    /// <summary>AdamW (Loshchilov and Hutter, 2019): Adam with decoupled weight decay.</summary>
+    AdamW,
+}
+
+/// <summary>How the learning rate changes during training.</summary>
+public enum LearningRateSchedule
+{
+    /// <summary>The learning rate stays at <see cref="DeepTrainerOptions.LearningRate"/>.</summary>
+    Constant,
+    /// <summary>Multiplied by <see cref="DeepTrainerOptions.StepGamma"/> every <see cref="DeepTrainerOptions.StepSizeEpochs"/> epochs.</summary>
+    Step,
+    /// <summary>Cosine annealing from <see cref="DeepTrainerOptions.LearningRate"/> to <see cref="DeepTrainerOptions.MinimumLearningRate"/> over all batches.</summary>
+    Cosine,
+    /// <summary>One-cycle (Smith, 2018): warm up to <see cref="DeepTrainerOptions.LearningRate"/> over <see cref="DeepTrainerOptions.OneCycleWarmupFraction"/> of the batches, then anneal.</summary>
+    OneCycle,
+    /// <summary>Multiplied by <see cref="DeepTrainerOptions.PlateauFactor"/> when the monitored loss stops improving for <see cref="DeepTrainerOptions.PlateauPatience"/> epochs.</summary>
+    ReduceOnPlateau,
+}
+
+/// <summary>Loss minimised by a regression trainer.</summary>
+public enum RegressionLoss
+{
+    /// <summary>Mean squared error.</summary>
+    SquaredError,
+    /// <summary>Huber loss with threshold <see cref="DeepTrainerOptions.HuberDelta"/> (in standardized label units when the label is standardized).</summary>
+    Huber,
+}
+
+/// <summary>Where the training data is held between epochs.</summary>
+public enum DataCaching
+{
+    /// <summary>Cache in memory when the dense features fit in <see cref="DeepTrainerOptions.MaximumCacheMegabytes"/>, otherwise stream.</summary>
+    Auto,
+    /// <summary>Read the data once into memory (one tensor); fastest for data that fits.</summary>
+    Memory,
+    /// <summary>Stream batches from the IDataView cursor every epoch; memory bounded by the batch size.</summary>
+    None,
+}
+
+/// <summary>Compute device for training and scoring.</summary>
+public enum DeepDevice
+{
+    /// <summary>The CPU (always available).</summary>
+    Cpu,
+    /// <summary>A CUDA GPU when a CUDA build of the engine is installed; see <see cref="DeepTrainerOptions.FallbackToCpu"/>.</summary>
+    Cuda,
+}
+
+/// <summary>
+/// Options shared by every MLNetDeep trainer: the training loop, optimizer, schedule, validation, early stopping,
+/// checkpoints and device. Network families (MLP, ...) derive from this and add their layers' options.
+/// </summary>
+public abstract class DeepTrainerOptions
+{
+    /// <summary>Name of the label column. Default <c>Label</c>.</summary>
+    public string LabelColumnName { get; set; } = DefaultColumnNames.Label;
+
+    /// <summary>Name of the features column: a known-size <c>vector&lt;float&gt;</c>. Default <c>Features</c>.</summary>
+    public string FeatureColumnName { get; set; } = DefaultColumnNames.Features;
+
+    /// <summary>Number of passes over the training data. Default 10.</summary>
+    public int NumberOfEpochs { get; set; } = 10;
+
+    /// <summary>Rows per mini-batch. Default 64.</summary>
+    public int BatchSize { get; set; } = 64;
+
+    /// <summary>Optimizer. Default <see cref="DeepOptimizer.AdamW"/>.</summary>
+    public DeepOptimizer Optimizer { get; set; } = DeepOptimizer.AdamW;
+
+    /// <summary>(Peak) learning rate. Default 1e-3.</summary>
+    public double LearningRate { get; set; } = 1e-3;
+
+    /// <summary>Momentum for <see cref="DeepOptimizer.Sgd"/>. Default 0.9.</summary>
+    public double Momentum { get; set; } = 0.9;
+
+    /// <summary>Use Nesterov momentum with <see cref="DeepOptimizer.Sgd"/>. Default false.</summary>
+    public bool Nesterov { get; set; }
+
+    /// <summary>Weight decay (L2 for SGD and Adam, decoupled for AdamW). Default 1e-4.</summary>
+    public double WeightDecay { get; set; } = 1e-4;
+
+    /// <summary>Clip the global gradient norm to this value; 0 disables clipping. Default 0.</summary>
+    public double GradientClipNorm { get; set; }
+
+    /// <summary>Learning-rate schedule. Default <see cref="LearningRateSchedule.Constant"/>.</summary>
+    public LearningRateSchedule Schedule { get; set; } = LearningRateSchedule.Constant;
+
+    /// <summary>Epochs between learning-rate drops with <see cref="LearningRateSchedule.Step"/>. Default 10.</summary>
+    public int StepSizeEpochs { get; set; } = 10;
+
+    /// <summary>Factor applied at each drop with <see cref="LearningRateSchedule.Step"/>. Default 0.1.</summary>
+    public double StepGamma { get; set; } = 0.1;
+
+    /// <summary>Final learning rate for <see cref="LearningRateSchedule.Cosine"/>. Default 0.</summary>
+    public double MinimumLearningRate { get; set; }
+
+    /// <summary>Fraction of all batches spent warming up with <see cref="LearningRateSchedule.OneCycle"/>. Default 0.3.</summary>
+    public double OneCycleWarmupFraction { get; set; } = 0.3;
+
+    /// <summary>Factor applied when the loss plateaus with <see cref="LearningRateSchedule.ReduceOnPlateau"/>. Default 0.5.</summary>
+    public double PlateauFactor { get; set; } = 0.5;
+
+    /// <summary>Epochs without improvement before reducing with <see cref="LearningRateSchedule.ReduceOnPlateau"/>. Default 2.</summary>
+    public int PlateauPatience { get; set; } = 2;
+
+    /// <summary>Data to validate on after every epoch (same schema as the training data). Default none.</summary>
+    public IDataView? ValidationData { get; set; }
+
+    /// <summary>
+    /// When no <see cref="ValidationData"/> is given, hold out this fraction of the training rows (seeded) for
+    /// validation. 0 (the default) validates on nothing.
+    /// </summary>
+    public double ValidationFraction { get; set; }
+
+    /// <summary>
+    /// Stop after this many epochs without an improvement of the validation loss (the training loss when there is
+    /// no validation data) of at least <see cref="EarlyStoppingMinDelta"/>. 0 (the default) never stops early.
+    /// </summary>
+    public int EarlyStoppingPatience { get; set; }
+
+    /// <summary>Smallest decrease of the monitored loss that counts as an improvement. Default 0.</summary>
+    public double EarlyStoppingMinDelta { get; set; }
+
+    /// <summary>With early stopping, end with the weights of the best epoch rather than the last. Default true.</summary>
+    public bool RestoreBestWeights { get; set; } = true;
+
+    /// <summary>
+    /// Directory for checkpoints. When set, every completed epoch writes the model, optimizer, schedule and
+    /// history there atomically, and a training started again with the same directory resumes after the last
+    /// completed epoch. Default none.
+    /// </summary>
+    public string? CheckpointDirectory { get; set; }
+
+    /// <summary>Called after every epoch with that epoch's figures (on the training thread).</summary>
+    public Action<EpochMetrics>? EpochCallback { get; set; }
+
+    /// <summary>Write a one-line progress display per epoch to the console (standard error). Default false.</summary>
+    public bool ShowProgress { get; set; }
+
+    /// <summary>Where the training data is kept between epochs. Default <see cref="DataCaching.Auto"/>.</summary>
+    public DataCaching Caching { get; set; } = DataCaching.Auto;
+
+    /// <summary>Largest dense feature cache <see cref="DataCaching.Auto"/> builds, in MiB. Default 2048.</summary>
+    public int MaximumCacheMegabytes { get; set; } = 2048;
+
+    /// <summary>Threads the engine may use (process-wide); null leaves the engine's default. Default null.</summary>
+    public int? NumberOfThreads { get; set; }
+
+    /// <summary>Compute device. Default <see cref="DeepDevice.Cpu"/>.</summary>
+    public DeepDevice Device { get; set; } = DeepDevice.Cpu;
+
+    /// <summary>When <see cref="DeepDevice.Cuda"/> is asked for but unavailable, train on the CPU (with a warning) instead of failing. Default true.</summary>
+    public bool FallbackToCpu { get; set; } = true;
+
+    /// <summary>Multiclass only: a weight per class for the cross-entropy loss (unbalanced classes); null weighs all alike.</summary>
+    public float[]? ClassWeights { get; set; }
+
+    /// <summary>Multiclass only: label smoothing for the cross-entropy loss, in [0, 1). Default 0.</summary>
+    public double LabelSmoothing { get; set; }
+
+    /// <summary>Binary only: weight of the positive class in the loss (e.g. negatives/positives for rare positives). Default 1.</summary>
+    public double PositiveClassWeight { get; set; } = 1;
+
+    /// <summary>Regression only: the loss. Default <see cref="MLNetDeep.RegressionLoss.SquaredError"/>.</summary>
+    public RegressionLoss RegressionLoss { get; set; } = RegressionLoss.SquaredError;
+
+    /// <summary>Regression only: threshold of the Huber loss. Default 1.</summary>
+    public double HuberDelta { get; set; } = 1;
+
+    /// <summary>
+    /// Regression only: train on the label centred and scaled to unit variance (scores are mapped back), which
+    /// makes the default learning rate suit labels of any magnitude. Default true.
+    /// </summary>
+    public bool StandardizeLabel { get; set; } = true;
+
+    /// <summary>Checks every option; throws <see cref="ArgumentOutOfRangeException"/> or <see cref="ArgumentException"/> naming the option.</summary>
+    public virtual void Validate()
+    {
+        Require(!string.IsNullOrWhiteSpace(LabelColumnName), nameof(LabelColumnName), "must name a column");
+        Require(!string.IsNullOrWhiteSpace(FeatureColumnName), nameof(FeatureColumnName), "must name a column");
+        Positive(NumberOfEpochs, nameof(NumberOfEpochs));
+        Positive(BatchSize, nameof(BatchSize));
+        Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number");
+        Require(Momentum >= 0 && Momentum < 1, nameof(Momentum), "must be in [0, 1)");
+        Require(!Nesterov || Optimizer == DeepOptimizer.Sgd && Momentum > 0, nameof(Nesterov), "needs Optimizer = Sgd and Momentum > 0");
+        Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), "must be zero or positive");
+        Require(GradientClipNorm >= 0 && double.IsFinite(GradientClipNorm), nameof(GradientClipNorm), "must be zero (off) or positive");
+        Positive(StepSizeEpochs, nameof(StepSizeEpochs));
+        Require(StepGamma > 0 && StepGamma <= 1, nameof(StepGamma), "must be in (0, 1]");
+        Require(MinimumLearningRate >= 0 && MinimumLearningRate <= LearningRate, nameof(MinimumLearningRate), "must be in [0, LearningRate]");
+        Require(OneCycleWarmupFraction > 0 && OneCycleWarmupFraction < 1, nameof(OneCycleWarmupFraction), "must be in (0, 1)");
+        Require(PlateauFactor > 0 && PlateauFactor < 1, nameof(PlateauFactor), "must be in (0, 1)");
+        Require(PlateauPatience >= 0, nameof(PlateauPatience), "must be zero or positive");
+        Require(ValidationFraction >= 0 && ValidationFraction < 1, nameof(ValidationFraction), "must be in [0, 1)");
+        Require(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), "must be zero (off) or positive");
+        Require(EarlyStoppingMinDelta >= 0, nameof(EarlyStoppingMinDelta), "must be zero or positive");
+        Positive(MaximumCacheMegabytes, nameof(MaximumCacheMegabytes));
+        Require(ClassWeights is null || ClassWeights.All(w => w >= 0 && float.IsFinite(w)) && ClassWeights.Any(w => w > 0), nameof(ClassWeights), "must be finite, non-negative and not all zero");
+        Require(LabelSmoothing >= 0 && LabelSmoothing < 1, nameof(LabelSmoothing), "must be in [0, 1)");
+        Require(PositiveClassWeight > 0 && double.IsFinite(PositiveClassWeight), nameof(PositiveClassWeight), "must be positive");
+        Require(HuberDelta > 0 && double.IsFinite(HuberDelta), nameof(HuberDelta), "must be positive");
+        Require(NumberOfThreads is null || NumberOfThreads > 0, nameof(NumberOfThreads), "must be positive or null");
+    }
+
+    private protected static void Positive(int value, string name)
+    {
+        if (value <= 0)
+            throw new ArgumentOutOfRangeException(name, value, $"{name} must be positive, not {value}.");
+    }
+
+    private protected static void Require(bool ok, string name, string what)
+    {
+        if (!ok)
+            throw new ArgumentOutOfRangeException(name, $"{name} {what}.");
+    }
+}
+
+/// <summary>The figures of one training epoch, kept in the trained model's history and passed to <see cref="DeepTrainerOptions.EpochCallback"/>.</summary>
+/// <param name="Epoch">1-based epoch number.</param>
+/// <param name="TrainLoss">Mean training loss over the epoch's batches.</param>
+/// <param name="ValidationLoss">Mean validation loss, or null without validation data.</param>
+/// <param name="MetricName">Name of <see cref="ValidationMetric"/>: accuracy for classification, R-squared for regression.</param>
+/// <param name="ValidationMetric">The task metric on the validation data, or null without validation data.</param>
+/// <param name="LearningRate">Learning rate at the end of the epoch.</param>
+/// <param name="Seconds">Wall time of the epoch, validation included.</param>
+public sealed record EpochMetrics(int Epoch, double TrainLoss, double? ValidationLoss, string MetricName, double? ValidationMetric, double LearningRate, double Seconds)
+{
+    /// <summary>One line for logs.</summary>
+    public override string ToString() =>
+        $"epoch {Epoch}: train loss {TrainLoss:G5}"
+        + (ValidationLoss is double v ? $", validation loss {v:G5}" : "")
+        + (ValidationMetric is double m ? $", validation {MetricName} {m:F4}" : "")
+        + $", lr {LearningRate:G3}, {Seconds:F1}s";
+}

@@ -1,0 +1,107 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MLNetDeep;
+
+/// <summary>Activation functions offered by the network families.</summary>
+public enum DeepActivation
+{
+    /// <summary>max(0, x).</summary>
+    Relu,
+    /// <summary>Leaky ReLU with slope 0.01 for negative inputs.</summary>
+    LeakyRelu,
+    /// <summary>Exponential linear unit.</summary>
+    Elu,
+    /// <summary>Scaled ELU (self-normalising; pairs with LeCun initialisation, no batch norm).</summary>
+    Selu,
+    /// <summary>Gaussian error linear unit.</summary>
+    Gelu,
+    /// <summary>Swish / SiLU: x * sigmoid(x).</summary>
+    Swish,
+    /// <summary>Hyperbolic tangent.</summary>
+    Tanh,
+    /// <summary>Logistic sigmoid.</summary>
+    Sigmoid,
+}
+
+/// <summary>
+/// A network family's description of its architecture: written into the model file and rebuilt from it, so that
+/// a saved model needs no code of the user's to load. The engine types stay behind this class.
+/// </summary>
+internal abstract class NetworkSpec
+{
+    /// <summary>Identifies the family in the model file.</summary>
+    public abstract string Kind { get; }
+
+    /// <summary>Builds the network (freshly initialised) for the given input and output sizes.</summary>
+    public abstract nn.Module<Tensor, Tensor> Build(int inputSize, int outputSize);
+
+    /// <summary>A one-line human-readable description, also used to recognise a matching checkpoint.</summary>
+    public abstract string Describe(int inputSize, int outputSize);
+
+    protected abstract void WriteBody(BinaryWriter writer);
+
+    public void Write(BinaryWriter writer)
+    {
+        writer.Write(Kind);
+        WriteBody(writer);
+    }
+
+    /// <summary>Reads a spec written by <see cref="Write"/>; each family registers its reader here.</summary>
+    public static NetworkSpec Read(BinaryReader reader)
+    {
+        string kind = reader.ReadString();
+        return kind switch
+        {
+            MlpNetworkSpec.KindName => MlpNetworkSpec.ReadBody(reader),
+            _ => throw new InvalidDataException($"This model uses the network family '{kind}', which this version of MLNetDeep does not know. Update the MLNetDeep package."),
+        };
+    }
+
+    /// <summary>The module for an activation.</summary>
+    public static nn.Module<Tensor, Tensor> CreateActivation(DeepActivation a) => a switch
+    {
+        DeepActivation.Relu => nn.ReLU(),
+        DeepActivation.LeakyRelu => nn.LeakyReLU(0.01),
+        DeepActivation.Elu => nn.ELU(),
+        DeepActivation.Selu => nn.SELU(),
+        DeepActivation.Gelu => nn.GELU(),
+        DeepActivation.Swish => nn.SiLU(),
+        DeepActivation.Tanh => nn.Tanh(),
+        DeepActivation.Sigmoid => nn.Sigmoid(),
+        _ => throw new ArgumentOutOfRangeException(nameof(a), a, "Unknown activation."),
+    };
+
+    /// <summary>
+    /// Initialises a weight feeding the given activation: He (Kaiming) for the ReLU family, LeCun normal for SELU,
+    /// Xavier (Glorot) for tanh, sigmoid and for output layers (null activation). Biases start at zero.
+    /// </summary>
+    public static void Initialise(Tensor weight, Tensor? bias, DeepActivation? next)
+    {
+        using var noGrad = torch.no_grad();
+        switch (next)
+        {
+            case DeepActivation.Relu:
+            case DeepActivation.Gelu:
+            case DeepActivation.Swish:
+            case DeepActivation.Elu:
+                nn.init.kaiming_uniform_(weight, 0, nn.init.FanInOut.FanIn, nn.init.NonlinearityType.ReLU);
+                break;
+            case DeepActivation.LeakyRelu:
+                nn.init.kaiming_uniform_(weight, 0.01, nn.init.FanInOut.FanIn, nn.init.NonlinearityType.LeakyReLU);
+                break;
+            case DeepActivation.Selu:
+                long fanIn = weight.numel() / weight.shape[0];
+                nn.init.normal_(weight, 0, 1.0 / Math.Sqrt(fanIn));
+                break;
+            case DeepActivation.Tanh:
+                nn.init.xavier_uniform_(weight, 5.0 / 3.0);
+                break;
+            default:
+                nn.init.xavier_uniform_(weight);
+                break;
+        }
+        if (bias is not null) nn.init.zeros_(bias);
+    }
+}

@@ -1,0 +1,240 @@
+using System.Diagnostics;
+using Microsoft.ML.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNetDeep;
+
+/// <summary>
+/// The training loop shared by every network family: epochs of shuffled mini-batches, optimizer and schedule,
+/// gradient clipping, NaN detection, validation, early stopping, history, callbacks, progress, checkpoints and
+/// cancellation (checked before every batch).
+/// </summary>
+internal sealed class TrainingLoop
+{
+    private readonly IHost _host;
+    private readonly IChannel _ch;
+    private readonly DeepTrainerOptions _o;
+    private readonly TaskAdapter _task;
+    private readonly nn.Module<Tensor, Tensor> _net;
+    private readonly TrainingData _train;
+    private readonly TrainingData? _valid;
+    private readonly Device _device;
+    private readonly int _seed;
+    private readonly string _fingerprint;
+    private readonly bool _hasBatchNorm;
+
+    public TrainingLoop(IHost host, IChannel ch, DeepTrainerOptions options, TaskAdapter task, nn.Module<Tensor, Tensor> network,
+        TrainingData train, TrainingData? valid, Device device, int seed, string fingerprint)
+    {
+        _host = host;
+        _ch = ch;
+        _o = options;
+        _task = task;
+        _net = network;
+        _train = train;
+        _valid = valid;
+        _device = device;
+        _seed = seed;
+        _fingerprint = fingerprint;
+        _hasBatchNorm = network.modules().Any(m => m is TorchSharp.Modules.BatchNorm1d or TorchSharp.Modules.BatchNorm2d);
+    }
+
+    private TorchSharp.Modules.OptimizerHelper CreateOptimizer()
+    {
+        var ps = _net.parameters().Where(p => p.requires_grad).ToList();
+        return _o.Optimizer switch
+        {
+            DeepOptimizer.Sgd => (TorchSharp.Modules.OptimizerHelper)optim.SGD(ps, _o.LearningRate, momentum: _o.Momentum, weight_decay: _o.WeightDecay, nesterov: _o.Nesterov),
+            DeepOptimizer.Adam => optim.Adam(ps, _o.LearningRate, weight_decay: _o.WeightDecay),
+            _ => optim.AdamW(ps, _o.LearningRate, weight_decay: _o.WeightDecay),
+        };
+    }
+
+    /// <summary>Trains; returns the history of all epochs (including those of a resumed checkpoint).</summary>
+    public List<EpochMetrics> Run()
+    {
+        using var optimizer = CreateOptimizer();
+        long batchesPerEpoch = (_train.RowCount + _o.BatchSize - 1) / _o.BatchSize;
+        if (_hasBatchNorm && _train.RowCount % _o.BatchSize == 1 && _train.RowCount > 1) batchesPerEpoch--;
+        var schedule = new LearningRateScheduler(_o, batchesPerEpoch);
+        var state = new CheckpointState { Fingerprint = _fingerprint };
+
+        if (_o.CheckpointDirectory is string dir && CheckpointState.TryLoad(dir) is CheckpointState saved)
+        {
+            if (saved.Fingerprint != _fingerprint)
+                throw new InvalidOperationException($"The checkpoint in '{dir}' was written for another network or task ({saved.Fingerprint}); "
+                    + $"this training is {_fingerprint}. Use another CheckpointDirectory or delete '{Path.Combine(dir, CheckpointState.FileName)}'.");
+            state = saved;
+            using (var ms = new MemoryStream(saved.Weights)) _net.load(ms);
+            if (saved.OptimizerState.Length > 0)
+                using (var ms = new MemoryStream(saved.OptimizerState))
+                using (var r = new BinaryReader(ms))
+                    optimizer.load_state_dict(r);
+            if (saved.RandomState.Length > 0)
+                using (var rs = torch.tensor(saved.RandomState)) torch.random.set_rng_state(rs);
+            schedule.PlateauScale = saved.PlateauScale;
+            schedule.PlateauBest = saved.PlateauBest;
+            schedule.PlateauBadEpochs = saved.PlateauBadEpochs;
+            _ch.Info($"MLNetDeep: resuming from the checkpoint in '{dir}' after epoch {saved.CompletedEpochs}"
+                + (saved.Stopped ? " (training had stopped early)." : "."));
+        }
+
+        var history = state.History;
+        bool monitorValidation = _valid is not null;
+        using var pch = _host.StartProgressChannel("MLNetDeep training");
+        int epochShown = state.CompletedEpochs;
+        pch.SetHeader(new ProgressHeader(new[] { "train loss" }, new[] { "epochs" }), e => e.SetProgress(0, epochShown, _o.NumberOfEpochs));
+
+        for (int epoch = state.CompletedEpochs; epoch < _o.NumberOfEpochs && !state.Stopped; epoch++)
+        {
+            var watch = Stopwatch.StartNew();
+            double trainLoss = TrainEpoch(optimizer, schedule, epoch, batchesPerEpoch);
+            double? validLoss = null, validMetric = null;
+            if (_valid is not null)
+            {
+                var (l, m) = Evaluate(_valid);
+                validLoss = l;
+                validMetric = m;
+            }
+            double monitored = validLoss ?? trainLoss;
+            if (schedule.EndEpoch(monitored))
+                _ch.Info($"MLNetDeep: validation loss has not improved for {_o.PlateauPatience + 1} epochs; learning rate reduced to {schedule.Rate(epoch + 1, 0):G3}.");
+            var record = new EpochMetrics(epoch + 1, trainLoss, validLoss, _task.MetricName, validMetric, schedule.Rate(epoch, batchesPerEpoch - 1), watch.Elapsed.TotalSeconds);
+            history.Add(record);
+            epochShown = epoch + 1;
+            pch.Checkpoint(trainLoss, epoch + 1);
+            _ch.Info("MLNetDeep: " + record);
+            if (_o.ShowProgress) ConsoleProgress.EpochDone(record, _o.NumberOfEpochs);
+            _o.EpochCallback?.Invoke(record);
+
+            if (monitored < state.BestLoss - _o.EarlyStoppingMinDelta)
+            {
+                state.BestLoss = monitored;
+                state.BestEpoch = epoch + 1;
+                state.EpochsWithoutImprovement = 0;
+                if (_o.EarlyStoppingPatience > 0 && _o.RestoreBestWeights) state.BestWeights = DeepModelParameters.SerializeWeights(_net);
+            }
+            else if (_o.EarlyStoppingPatience > 0 && ++state.EpochsWithoutImprovement >= _o.EarlyStoppingPatience)
+            {
+                state.Stopped = true;
+                _ch.Info($"MLNetDeep: early stopping after epoch {epoch + 1}: the {(monitorValidation ? "validation" : "training")} loss has not improved by "
+                    + $"{_o.EarlyStoppingMinDelta} for {_o.EarlyStoppingPatience} epochs (best {state.BestLoss:G5} at epoch {state.BestEpoch}).");
+            }
+
+            state.CompletedEpochs = epoch + 1;
+            if (_o.CheckpointDirectory is string cdir)
+            {
+                state.PlateauScale = schedule.PlateauScale;
+                state.PlateauBest = schedule.PlateauBest;
+                state.PlateauBadEpochs = schedule.PlateauBadEpochs;
+                state.Weights = DeepModelParameters.SerializeWeights(_net);
+                using (var ms = new MemoryStream())
+                {
+                    using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) optimizer.save_state_dict(w);
+                    state.OptimizerState = ms.ToArray();
+                }
+                using (var rs = torch.random.get_rng_state()) state.RandomState = rs.bytes.ToArray();
+                state.Save(cdir);
+            }
+        }
+
+        if (_o.EarlyStoppingPatience > 0 && _o.RestoreBestWeights && state.BestWeights is not null && state.BestEpoch != state.CompletedEpochs)
+        {
+            using (var ms = new MemoryStream(state.BestWeights)) _net.load(ms);
+            _ch.Info($"MLNetDeep: restored the weights of the best epoch ({state.BestEpoch}).");
+        }
+        return history;
+    }
+
+    private double TrainEpoch(TorchSharp.Modules.OptimizerHelper optimizer, LearningRateScheduler schedule, int epoch, long batchesPerEpoch)
+    {
+        _net.train();
+        var shuffle = new Random(unchecked(_seed * 7919 + epoch * 104729 + 17));
+        double lossSum = 0;
+        long rows = 0, batch = 0;
+        var progress = _o.ShowProgress ? new ConsoleProgress(epoch + 1, _o.NumberOfEpochs, batchesPerEpoch) : null;
+        using var batches = _train.Batches(_o.BatchSize, shuffle, _device, dropSingletonLast: _hasBatchNorm).GetEnumerator();
+        while (true)
+        {
+            _host.CheckAlive();
+            using var scope = torch.NewDisposeScope();
+            if (!batches.MoveNext()) break;
+            var (x, y) = batches.Current;
+            double lr = schedule.Rate(epoch, batch);
+            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+            optimizer.zero_grad();
+            var output = _net.forward(x);
+            var loss = _task.Loss(output, y);
+            double value = loss.item<float>();
+            if (!double.IsFinite(value))
+                throw new InvalidOperationException($"Training diverged: the loss became {value} at epoch {epoch + 1}, batch {batch + 1} (learning rate {lr:G3}). "
+                    + "Lower LearningRate, set GradientClipNorm (e.g. 1.0), or normalize the features (e.g. NormalizeMeanVariance).");
+            loss.backward();
+            if (_o.GradientClipNorm > 0) nn.utils.clip_grad_norm_(_net.parameters(), _o.GradientClipNorm);
+            optimizer.step();
+            long n = y.shape[0];
+            lossSum += value * n;
+            rows += n;
+            batch++;
+            progress?.Batch(batch, value);
+        }
+        progress?.Clear();
+        return lossSum / Math.Max(1, rows);
+    }
+
+    /// <summary>Mean loss and task metric over a data set, in evaluation mode.</summary>
+    public (double Loss, double Metric) Evaluate(TrainingData data)
+    {
+        _net.eval();
+        var acc = new MetricAccumulator();
+        double lossSum = 0;
+        long rows = 0;
+        using var noGrad = torch.no_grad();
+        int batchSize = Math.Max(_o.BatchSize, 256);
+        using var batches = data.Batches(batchSize, null, _device, dropSingletonLast: false).GetEnumerator();
+        while (true)
+        {
+            _host.CheckAlive();
+            using var scope = torch.NewDisposeScope();
+            if (!batches.MoveNext()) break;
+            var (x, y) = batches.Current;
+            var output = _net.forward(x);
+            long n = y.shape[0];
+            lossSum += _task.Loss(output, y).item<float>() * n;
+            rows += n;
+            _task.Accumulate(output, y, acc);
+        }
+        _net.train();
+        return (lossSum / Math.Max(1, rows), _task.LabelKind == LabelKind.Float ? acc.RSquared : acc.Accuracy);
+    }
+}
+
+/// <summary>A one-line console progress display (standard error), refreshed at most every 200 ms.</summary>
+internal sealed class ConsoleProgress
+{
+    private readonly int _epoch, _epochs;
+    private readonly long _batches;
+    private readonly Stopwatch _watch = Stopwatch.StartNew();
+    private long _lastDraw = -1000;
+
+    public ConsoleProgress(int epoch, int epochs, long batches)
+    {
+        _epoch = epoch;
+        _epochs = epochs;
+        _batches = Math.Max(1, batches);
+    }
+
+    public void Batch(long done, double loss)
+    {
+        long now = _watch.ElapsedMilliseconds;
+        if (now - _lastDraw < 200 && done < _batches) return;
+        _lastDraw = now;
+        int width = 30, filled = (int)(width * Math.Min(1.0, done / (double)_batches));
+        Console.Error.Write($"\repoch {_epoch}/{_epochs} [{new string('#', filled)}{new string('.', width - filled)}] {done}/{_batches} loss {loss:F4} {now / 1000.0:F0}s ");
+    }
+
+    public void Clear() => Console.Error.Write("\r" + new string(' ', 90) + "\r");
+
+    public static void EpochDone(EpochMetrics m, int epochs) => Console.Error.WriteLine($"[{m.Epoch}/{epochs}] {m}");
+}

@@ -1,0 +1,74 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNetDeep;
+
+/// <summary>A multilayer perceptron: [Linear → (BatchNorm) → activation → (Dropout)] per hidden layer, then a Linear head.</summary>
+internal sealed class MlpNetworkSpec : NetworkSpec
+{
+    public const string KindName = "mlp";
+
+    public int[] HiddenLayers { get; }
+    public DeepActivation Activation { get; }
+    public float Dropout { get; }
+    public bool BatchNorm { get; }
+
+    public MlpNetworkSpec(int[] hiddenLayers, DeepActivation activation, float dropout, bool batchNorm)
+    {
+        HiddenLayers = hiddenLayers.ToArray();
+        Activation = activation;
+        Dropout = dropout;
+        BatchNorm = batchNorm;
+    }
+
+    public override string Kind => KindName;
+
+    public override nn.Module<Tensor, Tensor> Build(int inputSize, int outputSize)
+    {
+        var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
+        int width = inputSize;
+        for (int i = 0; i < HiddenLayers.Length; i++)
+        {
+            var linear = nn.Linear(width, HiddenLayers[i], hasBias: !BatchNorm);
+            Initialise(linear.weight!, linear.bias, Activation);
+            layers.Add(($"linear{i}", linear));
+            if (BatchNorm) layers.Add(($"batchnorm{i}", nn.BatchNorm1d(HiddenLayers[i])));
+            layers.Add(($"activation{i}", CreateActivation(Activation)));
+            if (Dropout > 0)
+                layers.Add(($"dropout{i}", Activation == DeepActivation.Selu ? nn.AlphaDropout(Dropout) : nn.Dropout(Dropout)));
+            width = HiddenLayers[i];
+        }
+        var head = nn.Linear(width, outputSize);
+        Initialise(head.weight!, head.bias, null);
+        layers.Add(("head", head));
+        return nn.Sequential(layers);
+    }
+
+    public override string Describe(int inputSize, int outputSize) =>
+        $"MLP {inputSize} -> [{string.Join(", ", HiddenLayers)}] -> {outputSize}, {Activation}"
+        + (BatchNorm ? ", batch norm" : "") + (Dropout > 0 ? $", dropout {Dropout}" : "");
+
+    protected override void WriteBody(BinaryWriter writer)
+    {
+        writer.Write(1); // body format version
+        writer.Write(HiddenLayers.Length);
+        foreach (int h in HiddenLayers) writer.Write(h);
+        writer.Write((int)Activation);
+        writer.Write(Dropout);
+        writer.Write(BatchNorm);
+    }
+
+    public static MlpNetworkSpec ReadBody(BinaryReader reader)
+    {
+        int version = reader.ReadInt32();
+        if (version != 1) throw new InvalidDataException($"Unknown MLP network format version {version}.");
+        int n = reader.ReadInt32();
+        if (n < 0 || n > 1000) throw new InvalidDataException("Corrupt MLP network description.");
+        var hidden = new int[n];
+        for (int i = 0; i < n; i++) hidden[i] = reader.ReadInt32();
+        var activation = (DeepActivation)reader.ReadInt32();
+        float dropout = reader.ReadSingle();
+        bool batchNorm = reader.ReadBoolean();
+        return new MlpNetworkSpec(hidden, activation, dropout, batchNorm);
+    }
+}

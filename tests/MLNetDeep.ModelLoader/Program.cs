@@ -1,0 +1,32 @@
+// usage: MLNetDeep.ModelLoader <model.zip> <bike|sms|github> <output.txt>
+// Writes one line per row: the bits of every float of the Score column (and Probability, PredictedLabel when present).
+using System.Globalization;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLNetDeep.TestData;
+
+if (args.Length != 3)
+{
+    Console.Error.WriteLine("usage: MLNetDeep.ModelLoader <model.zip> <bike|sms|github> <output.txt>");
+    return 2;
+}
+try
+{
+    var ml = new MLContext();
+    var model = ml.Model.Load(args[0], out _);
+    IDataView data = args[1] switch
+    {
+        "bike" => RealData.BikeTest(ml),
+        "sms" => RealData.Sms(ml),
+        "github" => RealData.GitHubIssues(ml),
+        _ => throw new ArgumentException("unknown data set " + args[1]),
+    };
+    var scored = model.Transform(data);
+    File.WriteAllLines(args[2], PredictionDump.Lines(scored));
+    return 0;
+}
+catch (Exception e)
+{
+    Console.Error.WriteLine(e.GetType().FullName + ": " + e.Message);
+    return 1;
+}

@@ -1,0 +1,39 @@
+using System.Globalization;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace MLNetDeep.TestData;
+
+/// <summary>Prediction columns as exact text (float bits), to compare predictions across processes.</summary>
+public static class PredictionDump
+{
+    public static IEnumerable<string> Lines(IDataView scored)
+    {
+        var score = scored.Schema["Score"];
+        var prob = scored.Schema.GetColumnOrNull("Probability");
+        var cols = prob is null ? new[] { score } : new[] { score, prob.Value };
+        using var cursor = scored.GetRowCursor(cols);
+        bool vector = score.Type is VectorDataViewType;
+        var scalarGetter = vector ? null : cursor.GetGetter<float>(score);
+        var vectorGetter = vector ? cursor.GetGetter<VBuffer<float>>(score) : null;
+        var probGetter = prob is null ? null : cursor.GetGetter<float>(prob.Value);
+        float s = 0, p = 0;
+        VBuffer<float> v = default;
+        while (cursor.MoveNext())
+        {
+            if (vector)
+            {
+                vectorGetter!(ref v);
+                yield return string.Join(" ", v.DenseValues().Select(Bits));
+            }
+            else
+            {
+                scalarGetter!(ref s);
+                if (probGetter is not null) { probGetter(ref p); yield return Bits(s) + " " + Bits(p); }
+                else yield return Bits(s);
+            }
+        }
+    }
+
+    private static string Bits(float f) => BitConverter.SingleToInt32Bits(f).ToString("x8", CultureInfo.InvariantCulture);
+}
