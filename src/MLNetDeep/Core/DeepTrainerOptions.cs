@@ -143,6 +143,12 @@ public abstract class DeepTrainerOptions
     /// </summary>
     public string? CheckpointDirectory { get; set; }
 
+    /// <summary>
+    /// Cancels training (checked before every batch, like the MLContext's own cancellation, see
+    /// <see cref="MLContextExtensions.CancelExecution"/>); <see cref="OperationCanceledException"/> is thrown.
+    /// </summary>
+    public CancellationToken CancellationToken { get; set; }
+
     /// <summary>Called after every epoch with that epoch's figures (on the training thread).</summary>
     public Action<EpochMetrics>? EpochCallback { get; set; }
 
@@ -154,6 +160,12 @@ public abstract class DeepTrainerOptions
 
     /// <summary>Largest dense feature cache <see cref="DataCaching.Auto"/> builds, in MiB. Default 2048.</summary>
     public int MaximumCacheMegabytes { get; set; } = 2048;
+
+    /// <summary>
+    /// With streamed data (<see cref="DataCaching.None"/>) whose source cannot shuffle rows itself (text files),
+    /// rows are shuffled through a pool of this many rows: larger shuffles better, and costs memory. Default 10000.
+    /// </summary>
+    public int ShufflePoolRows { get; set; } = 10_000;
 
     /// <summary>Threads the engine may use (process-wide); null leaves the engine's default. Default null.</summary>
     public int? NumberOfThreads { get; set; }
@@ -207,6 +219,7 @@ public abstract class DeepTrainerOptions
         Require(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), "must be zero (off) or positive");
         Require(EarlyStoppingMinDelta >= 0, nameof(EarlyStoppingMinDelta), "must be zero or positive");
         Positive(MaximumCacheMegabytes, nameof(MaximumCacheMegabytes));
+        Positive(ShufflePoolRows, nameof(ShufflePoolRows));
         Require(ClassWeights is null || ClassWeights.All(w => w >= 0 && float.IsFinite(w)) && ClassWeights.Any(w => w > 0), nameof(ClassWeights), "must be finite, non-negative and not all zero");
         Require(LabelSmoothing >= 0 && LabelSmoothing < 1, nameof(LabelSmoothing), "must be in [0, 1)");
         Require(PositiveClassWeight > 0 && double.IsFinite(PositiveClassWeight), nameof(PositiveClassWeight), "must be positive");

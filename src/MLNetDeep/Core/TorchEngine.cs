@@ -36,7 +36,7 @@ internal static class TorchEngine
         }
     }
 
-    private static string Diagnose(Exception e)
+    internal static string Diagnose(Exception e)
     {
         string text = e.ToString();
         if (RuntimeInformation.IsOSPlatform(OSPlatform.Linux) && text.Contains("GLIBCXX_", StringComparison.Ordinal))

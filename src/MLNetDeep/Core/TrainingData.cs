@@ -232,8 +232,33 @@ internal sealed class TrainingData : IDisposable
         long r = where[0, 0].item<long>() + firstRow;
         long s = where[0, 1].item<long>();
         float v = x[where[0, 0], where[0, 1]].item<float>();
-        throw new InvalidOperationException($"Feature column '{featureColumn}' has a non-finite value ({v}) in row {r}, slot {s} of the {role} data. "
+        throw NonFinite(featureColumn, role, r, s, v);
+    }
+
+    private static InvalidOperationException NonFinite(string featureColumn, string role, long row, long slot, float value) =>
+        new($"Feature column '{featureColumn}' has a non-finite value ({value}) in row {row}, slot {slot} of the {role} data. "
             + "Replace missing values first (mlContext.Transforms.ReplaceMissingValues) and check the source data.");
+
+    /// <summary>Streamed batches are shuffled: on a non-finite value, find its row in source order (error path only).</summary>
+    private void CheckFiniteStreamed(Tensor x)
+    {
+        using (var scope = torch.NewDisposeScope())
+            if (torch.isfinite(x).all().item<bool>()) return;
+        var col = _stream!.Schema[_featureColumn];
+        using var cursor = _stream.GetRowCursor(new[] { col });
+        var getter = cursor.GetGetter<VBuffer<float>>(col);
+        VBuffer<float> buffer = default;
+        for (long row = 0; cursor.MoveNext(); row++)
+        {
+            getter(ref buffer);
+            int slot = 0;
+            foreach (float v in buffer.DenseValues())
+            {
+                if (!float.IsFinite(v)) throw NonFinite(_featureColumn, _role, row, slot, v);
+                slot++;
+            }
+        }
+        CheckFinite(x, _featureColumn, _role, 0);
     }
 
     /// <summary>Targets of all rows as float (regression statistics); cached data only, else one streaming pass.</summary>
@@ -263,8 +288,8 @@ internal sealed class TrainingData : IDisposable
     /// The epoch's batches. With <paramref name="shuffle"/> the row order is permuted by that generator.
     /// Each yielded pair is valid until the next one is requested; the caller's dispose scope owns derived tensors.
     /// </summary>
-    public IEnumerable<(Tensor X, Tensor Y)> Batches(int batchSize, Random? shuffle, Device device, bool dropSingletonLast)
-        => IsCached ? CachedBatches(batchSize, shuffle, device, dropSingletonLast) : StreamedBatches(batchSize, shuffle, device, dropSingletonLast);
+    public IEnumerable<(Tensor X, Tensor Y)> Batches(int batchSize, Random? shuffle, Device device, bool dropSingletonLast, int shufflePoolRows = 10_000)
+        => IsCached ? CachedBatches(batchSize, shuffle, device, dropSingletonLast) : StreamedBatches(batchSize, shuffle, device, dropSingletonLast, shufflePoolRows);
 
     private IEnumerable<(Tensor X, Tensor Y)> CachedBatches(int batchSize, Random? shuffle, Device device, bool dropSingletonLast)
     {
@@ -309,7 +334,7 @@ internal sealed class TrainingData : IDisposable
         }
     }
 
-    private IEnumerable<(Tensor X, Tensor Y)> StreamedBatches(int batchSize, Random? shuffle, Device device, bool dropSingletonLast)
+    private IEnumerable<(Tensor X, Tensor Y)> StreamedBatches(int batchSize, Random? shuffle, Device device, bool dropSingletonLast, int shufflePoolRows)
     {
         int d = FeatureSize;
         var xBuf = new float[batchSize, d];
@@ -326,7 +351,7 @@ internal sealed class TrainingData : IDisposable
         else if (data.CanShuffle) cursor = data.GetRowCursor(cols, new Random(shuffle.Next()));
         else
         {
-            var shuffled = new MLContext(shuffle.Next()).Data.ShuffleRows(data, shufflePoolSize: Math.Max(1000, 4 * batchSize));
+            var shuffled = new MLContext(shuffle.Next()).Data.ShuffleRows(data, shufflePoolSize: Math.Max(shufflePoolRows, 4 * batchSize));
             cursor = shuffled.GetRowCursor(cols.Select(c => shuffled.Schema[c.Name]));
         }
         using (cursor)
@@ -354,7 +379,7 @@ internal sealed class TrainingData : IDisposable
                 if (len == 1 && dropSingletonLast && row > 1) break;
                 var x = len == batchSize ? xAll.alias() : xAll.narrow(0, 0, len);
                 var y = len == batchSize ? yAll.alias() : yAll.narrow(0, 0, len);
-                CheckFinite(x, _featureColumn, _role, row - len);
+                CheckFiniteStreamed(x);
                 if (device.type != DeviceType.CPU) { x = x.to(device); y = y.to(device); }
                 yield return (x, y);
                 if (len < batchSize) break;

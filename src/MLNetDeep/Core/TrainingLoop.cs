@@ -154,10 +154,11 @@ internal sealed class TrainingLoop
         double lossSum = 0;
         long rows = 0, batch = 0;
         var progress = _o.ShowProgress ? new ConsoleProgress(epoch + 1, _o.NumberOfEpochs, batchesPerEpoch) : null;
-        using var batches = _train.Batches(_o.BatchSize, shuffle, _device, dropSingletonLast: _hasBatchNorm).GetEnumerator();
+        using var batches = _train.Batches(_o.BatchSize, shuffle, _device, dropSingletonLast: _hasBatchNorm, _o.ShufflePoolRows).GetEnumerator();
         while (true)
         {
             _host.CheckAlive();
+            _o.CancellationToken.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
             if (!batches.MoveNext()) break;
             var (x, y) = batches.Current;
@@ -196,6 +197,7 @@ internal sealed class TrainingLoop
         while (true)
         {
             _host.CheckAlive();
+            _o.CancellationToken.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
             if (!batches.MoveNext()) break;
             var (x, y) = batches.Current;
