@@ -241,6 +241,33 @@ public sealed class TrainingCoreTests
     }
 
     [Fact]
+    public void ShowProgress_DrawsABarAndALinePerEpoch_AndNumberOfThreadsIsApplied()
+    {
+        var ml = new MLContext(seed: 1);
+        var o = Small(2);
+        o.ShowProgress = true;
+        o.NumberOfThreads = 1;
+        int threadsBefore = TorchSharp.torch.get_num_threads();
+        var captured = new StringWriter();
+        var stderr = Console.Error;
+        Console.SetError(captured);
+        try
+        {
+            TestUtil.BikeMlp(ml, o).Fit(TestUtil.BikeTrainSubset(ml, 1000));
+            Assert.Equal(1, TorchSharp.torch.get_num_threads());
+        }
+        finally
+        {
+            Console.SetError(stderr);
+            TorchSharp.torch.set_num_threads(threadsBefore);
+        }
+        string text = captured.ToString();
+        Assert.Contains("epoch 1/2 [", text);
+        Assert.Contains("[1/2] epoch 1: train loss", text);
+        Assert.Contains("[2/2] epoch 2: train loss", text);
+    }
+
+    [Fact]
     public void LearningRateSchedules_FollowTheirDefinitions()
     {
         var o = Small(10);
