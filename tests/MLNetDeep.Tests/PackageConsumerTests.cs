@@ -86,6 +86,16 @@ public sealed class PackageConsumerTests
         string otherProcess = Line(second, "PREDICTIONS loaded: ");
         Assert.True(trained == otherProcess, $"the second process predicted differently:\n{trained}\n{otherProcess}\n--- first process ---\n{first}\n--- second process ---\n{second}");
 
+        // ...and as a single-file app, whose bundle must carry the patched shim (linux-x64 hosts).
+        if (OperatingSystem.IsLinux() && System.Runtime.InteropServices.RuntimeInformation.OSArchitecture == System.Runtime.InteropServices.Architecture.X64)
+        {
+            string single = Path.Combine(work, "single");
+            Run("publish single-file", consumer, BuildTimeout, "publish", "-c", "Release", "-r", "linux-x64", "--self-contained", "false",
+                "-p:PublishSingleFile=true", "-p:IncludeNativeLibrariesForSelfExtract=true", "-o", single, "-p:UseSharedCompilation=false", "-nodeReuse:false");
+            string third = RunFile(Path.Combine(single, "Consumer"), "load (single-file)", consumer, RunTimeout, "load", data, model);
+            Assert.True(trained == Line(third, "PREDICTIONS loaded: "), $"the single-file app predicted differently:\n{trained}\n{third}");
+        }
+
         // 4. The native shim: patched in the consumer's output when this host needs it; never in the package cache.
         CheckNativeShim(consumer, build);
 
@@ -322,9 +332,12 @@ public sealed class PackageConsumerTests
     /// Runs dotnet with a clean build environment and returns stdout and stderr, interleaved. Fails the test, with that
     /// output, on a non-zero exit code or a timeout.
     /// </summary>
-    private string Run(string step, string workingDirectory, TimeSpan timeout, params string[] args)
+    private string Run(string step, string workingDirectory, TimeSpan timeout, params string[] args) =>
+        RunFile("dotnet", step, workingDirectory, timeout, args);
+
+    private string RunFile(string fileName, string step, string workingDirectory, TimeSpan timeout, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(fileName)
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
@@ -352,7 +365,7 @@ public sealed class PackageConsumerTests
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        string command = "dotnet " + string.Join(" ", args);
+        string command = fileName + " " + string.Join(" ", args);
         if (!process.WaitForExit(timeout))
         {
             try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
