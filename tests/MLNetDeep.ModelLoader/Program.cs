@@ -1,4 +1,4 @@
-// usage: MLNetDeep.ModelLoader <model.zip> <bike|sms|github> <output.txt>
+// usage: MLNetDeep.ModelLoader <model.zip> <bike|sms|github|fashion> <output.txt>
 // Writes one line per row: the bits of every float of the Score column (and Probability, PredictedLabel when present).
 using System.Globalization;
 using Microsoft.ML;
@@ -19,6 +19,7 @@ try
         "bike" => RealData.BikeTest(ml),
         "sms" => RealData.Sms(ml),
         "github" => RealData.GitHubIssues(ml),
+        "fashion" => FashionMnist.Test(ml, 500),
         _ => throw new ArgumentException("unknown data set " + args[1]),
     };
     var scored = model.Transform(data);

@@ -82,3 +82,18 @@ public static class RealData
     public static IDataView GitHubIssues(MLContext ml) =>
         ml.Data.LoadFromTextFile<GitHubIssueRow>(DataPaths.File("text/github-issues.tsv"), separatorChar: '\t', hasHeader: true, allowQuoting: true);
 }
+
+/// <summary>Fashion-MNIST from Debian's dataset-fashion-mnist package (installed by .ci/run).</summary>
+public static class FashionMnist
+{
+    public const string Directory = "/usr/share/datasets/fashion-mnist";
+
+    public static readonly string[] ClassNames =
+        { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot" };
+
+    public static IDataView Train(MLContext ml, int? rows = null) =>
+        MLNetDeep.IdxImages.Load(ml, Path.Combine(Directory, "train-images-idx3-ubyte.gz"), Path.Combine(Directory, "train-labels-idx1-ubyte.gz"), ClassNames, maxRows: rows);
+
+    public static IDataView Test(MLContext ml, int? rows = null) =>
+        MLNetDeep.IdxImages.Load(ml, Path.Combine(Directory, "t10k-images-idx3-ubyte.gz"), Path.Combine(Directory, "t10k-labels-idx1-ubyte.gz"), ClassNames, maxRows: rows);
+}

@@ -47,6 +47,7 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
         TrainingData.CheckFeatureColumn(trainData.Schema, o.FeatureColumnName, "training");
         var task = CreateTask(trainData.Schema);
         TrainingData.CheckLabelColumn(trainData.Schema, o.LabelColumnName, task.LabelKind, "training");
+        InspectSchema(trainData.Schema);
         int seed = (_env as IHostEnvironmentInternal)?.Seed ?? Random.Shared.Next();
 
         validationData ??= o.ValidationData;
@@ -73,7 +74,7 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
             task.Prepare(trainSet, device);
             var spec = CreateNetworkSpec(trainSet.FeatureSize, task.OutputSize);
             torch.manual_seed(seed);
-            var network = spec.Build(trainSet.FeatureSize, task.OutputSize);
+            var network = CreateNetwork(spec, trainSet.FeatureSize, task.OutputSize, ch);
             if (device.type != DeviceType.CPU) network.to(device);
             string description = spec.Describe(trainSet.FeatureSize, task.OutputSize);
             ch.Info($"MLNetDeep: training {description} ({network.parameters().Sum(p => p.numel())} parameters) on {device.type}, "
@@ -102,6 +103,13 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
 
     /// <summary>The options this trainer was made with.</summary>
     private protected DeepTrainerOptions TrainerOptions => _options;
+
+    /// <summary>Lets a family read what it needs of the training schema (e.g. image dimensions) before training.</summary>
+    private protected virtual void InspectSchema(DataViewSchema schema) { }
+
+    /// <summary>Builds the network to train; families override it to start from a trained model.</summary>
+    private protected virtual nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, int inputSize, int outputSize, IChannel ch)
+        => spec.Build(inputSize, outputSize);
 
     /// <summary>The network family's architecture for these sizes.</summary>
     private protected abstract NetworkSpec CreateNetworkSpec(int inputSize, int outputSize);

@@ -25,6 +25,12 @@ public enum DeepActivation
     Sigmoid,
 }
 
+/// <summary>Networks that do something at the start of every training epoch (e.g. reseed their augmentation).</summary>
+internal interface IEpochAware
+{
+    void BeginEpoch(int seed, int epoch);
+}
+
 /// <summary>
 /// A network family's description of its architecture: written into the model file and rebuilt from it, so that
 /// a saved model needs no code of the user's to load. The engine types stay behind this class.
@@ -55,6 +61,7 @@ internal abstract class NetworkSpec
         return kind switch
         {
             MlpNetworkSpec.KindName => MlpNetworkSpec.ReadBody(reader),
+            CnnNetworkSpec.KindName => CnnNetworkSpec.ReadBody(reader),
             _ => throw new InvalidDataException($"This model uses the network family '{kind}', which this version of MLNetDeep does not know. Update the MLNetDeep package."),
         };
     }

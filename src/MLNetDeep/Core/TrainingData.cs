@@ -192,11 +192,11 @@ internal sealed class TrainingData : IDisposable
             VBuffer<float> buffer = default;
             float[]? chunk = null;
             long row = 0;
-            while (cursor.MoveNext())
+            while (Guard(cursor.MoveNext, row, role))
             {
                 int inChunk = (int)(row % chunkRows);
                 if (inChunk == 0) { chunk = new float[chunkRows * d]; chunks.Add(chunk); }
-                features(ref buffer);
+                Guard(() => { features(ref buffer); return true; }, row, role);
                 if (buffer.Length != d)
                     throw new InvalidOperationException($"Feature column '{featureColumn}' has {buffer.Length} values in row {row} of the {role} data, expected {d}.");
                 buffer.CopyTo(chunk.AsSpan(inChunk * d, d));
@@ -220,6 +220,24 @@ internal sealed class TrainingData : IDisposable
                 ? torch.tensor(classLabels.ToArray()).DetachFromDisposeScope()
                 : torch.tensor(floatLabels.ToArray()).DetachFromDisposeScope();
             return (x, y, row);
+        }
+    }
+
+    /// <summary>
+    /// Runs a read from the upstream pipeline. ML.NET wraps failures of its parallel cursors (e.g. an image file that
+    /// cannot be loaded) in a generic message; this surfaces the root cause, which names the file, with the row.
+    /// </summary>
+    private static bool Guard(Func<bool> read, long row, string role)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            var root = e;
+            while (root.InnerException is not null) root = root.InnerException;
+            throw new InvalidOperationException($"Reading the {role} data failed at or near row {row}: {root.Message}", e);
         }
     }
 
@@ -364,9 +382,9 @@ internal sealed class TrainingData : IDisposable
             {
                 int len = 0;
                 var span = System.Runtime.InteropServices.MemoryMarshal.CreateSpan(ref xBuf[0, 0], batchSize * d);
-                while (len < batchSize && cursor.MoveNext())
+                while (len < batchSize && Guard(cursor.MoveNext, row, _role))
                 {
-                    features(ref buffer);
+                    Guard(() => { features(ref buffer); return true; }, row, _role);
                     if (buffer.Length != d)
                         throw new InvalidOperationException($"Feature column '{_featureColumn}' has {buffer.Length} values in row {row} of the {_role} data, expected {d}.");
                     buffer.CopyTo(span.Slice(len * d, d));

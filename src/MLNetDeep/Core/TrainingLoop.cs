@@ -150,6 +150,7 @@ internal sealed class TrainingLoop
     private double TrainEpoch(TorchSharp.Modules.OptimizerHelper optimizer, LearningRateScheduler schedule, int epoch, long batchesPerEpoch)
     {
         _net.train();
+        (_net as IEpochAware)?.BeginEpoch(_seed, epoch);
         var shuffle = new Random(unchecked(_seed * 7919 + epoch * 104729 + 17));
         double lossSum = 0;
         long rows = 0, batch = 0;

@@ -1,0 +1,93 @@
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace MLNetDeep;
+
+/// <summary>
+/// Random image augmentation applied to training batches only (never when scoring or validating), on the whole
+/// batch at once, from a generator seeded by the MLContext seed and the epoch, so a run is reproducible.
+/// </summary>
+public sealed class ImageAugmentation
+{
+    /// <summary>Mirror left–right with probability 0.5. Default false.</summary>
+    public bool HorizontalFlip { get; set; }
+
+    /// <summary>Random crop with this much zero padding on each side, in pixels (a random shift of up to that many pixels). Default 0.</summary>
+    public int CropPadding { get; set; }
+
+    /// <summary>Random rotation of up to ± this many degrees. Default 0.</summary>
+    public float MaxRotationDegrees { get; set; }
+
+    /// <summary>Random translation of up to ± this fraction of the image size. Default 0.</summary>
+    public float MaxTranslation { get; set; }
+
+    /// <summary>Probability of random erasing (Zhong et al., 2017): a random rectangle of 2–33 % of the image set to zero. Default 0.</summary>
+    public float ErasingProbability { get; set; }
+
+    /// <summary>No augmentation.</summary>
+    public static ImageAugmentation None => new();
+
+    /// <summary>Flip and a 2-pixel random crop: a good default for small natural images.</summary>
+    public static ImageAugmentation Standard => new() { HorizontalFlip = true, CropPadding = 2 };
+
+    /// <summary>Flip, 2-pixel random crop and random erasing with probability 0.5: for longer training of larger networks.</summary>
+    public static ImageAugmentation Strong => new() { HorizontalFlip = true, CropPadding = 2, ErasingProbability = 0.5f };
+
+    internal bool IsNone => !HorizontalFlip && CropPadding == 0 && MaxRotationDegrees == 0 && MaxTranslation == 0 && ErasingProbability == 0;
+
+    internal void Validate()
+    {
+        if (CropPadding < 0) throw new ArgumentOutOfRangeException(nameof(CropPadding), CropPadding, "CropPadding must be zero or positive.");
+        if (!(MaxRotationDegrees >= 0 && MaxRotationDegrees <= 180)) throw new ArgumentOutOfRangeException(nameof(MaxRotationDegrees), MaxRotationDegrees, "MaxRotationDegrees must be in [0, 180].");
+        if (!(MaxTranslation >= 0 && MaxTranslation < 1)) throw new ArgumentOutOfRangeException(nameof(MaxTranslation), MaxTranslation, "MaxTranslation must be in [0, 1).");
+        if (!(ErasingProbability >= 0 && ErasingProbability <= 1)) throw new ArgumentOutOfRangeException(nameof(ErasingProbability), ErasingProbability, "ErasingProbability must be in [0, 1].");
+    }
+
+    /// <summary>Augments a batch [B, C, H, W]; returns a new tensor.</summary>
+    internal Tensor Apply(Tensor x, Generator g)
+    {
+        long b = x.shape[0], h = x.shape[2], w = x.shape[3];
+        var device = x.device;
+        if (CropPadding > 0 || MaxRotationDegrees > 0 || MaxTranslation > 0)
+        {
+            var angle = (torch.rand(new[] { b }, generator: g) * 2 - 1) * (MaxRotationDegrees * Math.PI / 180);
+            var tx = (torch.rand(new[] { b }, generator: g) * 2 - 1) * (2 * MaxTranslation);
+            var ty = (torch.rand(new[] { b }, generator: g) * 2 - 1) * (2 * MaxTranslation);
+            if (CropPadding > 0)
+            {
+                // Whole-pixel shifts in [-p, p], in normalized coordinates (2 / size per pixel).
+                tx = tx + torch.randint(-CropPadding, CropPadding + 1, new[] { b }, generator: g).to_type(ScalarType.Float32) * (2.0 / w);
+                ty = ty + torch.randint(-CropPadding, CropPadding + 1, new[] { b }, generator: g).to_type(ScalarType.Float32) * (2.0 / h);
+            }
+            var cos = angle.cos();
+            var sin = angle.sin();
+            var theta = torch.stack(new[] { cos, -sin, tx, sin, cos, ty }, 1).view(b, 2, 3).to(device);
+            var grid = F.affine_grid(theta, new[] { b, x.shape[1], h, w }, align_corners: false);
+            x = F.grid_sample(x, grid, MaxRotationDegrees > 0 || MaxTranslation > 0 ? GridSampleMode.Bilinear : GridSampleMode.Nearest,
+                GridSamplePaddingMode.Zeros, align_corners: false);
+        }
+        if (HorizontalFlip)
+        {
+            var flip = torch.rand(new[] { b }, generator: g).lt(0.5).view(b, 1, 1, 1).to(device);
+            x = torch.where(flip, x.flip(3), x);
+        }
+        if (ErasingProbability > 0)
+        {
+            var area = (torch.rand(new[] { b }, generator: g) * 0.31 + 0.02) * (h * w);
+            var logRatio = torch.rand(new[] { b }, generator: g) * (Math.Log(3.3) - Math.Log(0.3)) + Math.Log(0.3);
+            var ratio = logRatio.exp();
+            var eh = (area * ratio).sqrt().clamp(1, h).floor();
+            var ew = (area / ratio).sqrt().clamp(1, w).floor();
+            var y0 = (torch.rand(new[] { b }, generator: g) * (h - eh + 1)).floor();
+            var x0 = (torch.rand(new[] { b }, generator: g) * (w - ew + 1)).floor();
+            var apply = torch.rand(new[] { b }, generator: g).lt(ErasingProbability);
+            var rows = torch.arange(h, ScalarType.Float32).view(1, h, 1);
+            var cols = torch.arange(w, ScalarType.Float32).view(1, 1, w);
+            var mask = rows.ge(y0.view(b, 1, 1)) & rows.lt((y0 + eh).view(b, 1, 1))
+                     & cols.ge(x0.view(b, 1, 1)) & cols.lt((x0 + ew).view(b, 1, 1)) & apply.view(b, 1, 1);
+            x = x.masked_fill(mask.unsqueeze(1).to(device), 0);
+        }
+        return x;
+    }
+}
