@@ -71,6 +71,6 @@ public sealed class ClassificationTests
 
 internal static class ChainExtensions
 {
-    public static MulticlassPredictionTransformer<DeepMulticlassModelParameters> GetMlpStage(this ITransformer chain) =>
-        ((IEnumerable<ITransformer>)chain).OfType<MulticlassPredictionTransformer<DeepMulticlassModelParameters>>().Single();
+    public static DeepPredictionTransformer<DeepMulticlassModelParameters> GetMlpStage(this ITransformer chain) =>
+        ((IEnumerable<ITransformer>)chain).OfType<DeepPredictionTransformer<DeepMulticlassModelParameters>>().Single();
 }

@@ -13,9 +13,9 @@ public sealed class CnnTests
     private readonly ITestOutputHelper _out;
     public CnnTests(ITestOutputHelper output) => _out = output;
 
-    private static MulticlassPredictionTransformer<DeepMulticlassModelParameters> Stage(ITransformer t) =>
-        t as MulticlassPredictionTransformer<DeepMulticlassModelParameters>
-        ?? ((IEnumerable<ITransformer>)t).OfType<MulticlassPredictionTransformer<DeepMulticlassModelParameters>>().Single();
+    private static DeepPredictionTransformer<DeepMulticlassModelParameters> Stage(ITransformer t) =>
+        t as DeepPredictionTransformer<DeepMulticlassModelParameters>
+        ?? ((IEnumerable<ITransformer>)t).OfType<DeepPredictionTransformer<DeepMulticlassModelParameters>>().Single();
 
     [Fact]
     public void SmallCnn_OnAFashionMnistSubset_Reaches080OnHeldOutTestImages()

@@ -65,8 +65,8 @@ public sealed class PersistenceTests
 
         var loaded = new MLContext().Model.Load(path, out var inputSchema);
         Assert.NotNull(inputSchema.GetColumnOrNull("Hour"));
-        var stage = ((IEnumerable<ITransformer>)loaded).OfType<Microsoft.ML.Data.RegressionPredictionTransformer<DeepRegressionModelParameters>>().Single();
-        var original = ((IEnumerable<ITransformer>)model).OfType<Microsoft.ML.Data.RegressionPredictionTransformer<DeepRegressionModelParameters>>().Single();
+        var stage = ((IEnumerable<ITransformer>)loaded).OfType<DeepPredictionTransformer<DeepRegressionModelParameters>>().Single();
+        var original = ((IEnumerable<ITransformer>)model).OfType<DeepPredictionTransformer<DeepRegressionModelParameters>>().Single();
         Assert.Equal(original.Model.History, stage.Model.History);
         Assert.Equal(original.Model.Architecture, stage.Model.Architecture);
         Assert.Equal(original.Model.LabelMean, stage.Model.LabelMean);

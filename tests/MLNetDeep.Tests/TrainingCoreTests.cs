@@ -14,8 +14,8 @@ public sealed class TrainingCoreTests
 
     private static MlpRegressionTrainer.Options Small(int epochs = 3) => new() { HiddenLayers = new[] { 32, 16 }, NumberOfEpochs = epochs, BatchSize = 128 };
 
-    private static RegressionPredictionTransformer<DeepRegressionModelParameters> Stage(ITransformer chain) =>
-        ((IEnumerable<ITransformer>)chain).OfType<RegressionPredictionTransformer<DeepRegressionModelParameters>>().Single();
+    private static DeepPredictionTransformer<DeepRegressionModelParameters> Stage(ITransformer chain) =>
+        ((IEnumerable<ITransformer>)chain).OfType<DeepPredictionTransformer<DeepRegressionModelParameters>>().Single();
 
     [Fact]
     public void SameSeedTwice_GivesIdenticalPredictions_AndAnotherSeedDoesNot()

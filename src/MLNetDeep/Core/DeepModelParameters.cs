@@ -170,7 +170,7 @@ public abstract class DeepModelParameters : ICanSaveModel
     /// scoring allocates no input tensor; the output tensors live in a dispose scope per call. One per mapper
     /// delegate (ML.NET uses a mapper from one thread only).
     /// </summary>
-    private protected sealed class RowRunner
+    internal sealed class RowRunner
     {
         private readonly DeepModelParameters _owner;
         private readonly float[,] _buffer;

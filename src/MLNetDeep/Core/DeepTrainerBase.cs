@@ -10,7 +10,7 @@ namespace MLNetDeep;
 /// <summary>
 /// Base of every MLNetDeep trainer: checks the input, reads the data into batches, builds the family's network,
 /// runs the shared training loop and wraps the result in ML.NET's own prediction transformer, so that the output
-/// columns are exactly those ML.NET's evaluators and <c>PredictionEngine</c> expect.
+/// columns are exactly those ML.NET's evaluators and <c>PredictionEngine</c> expect, scored in batches.
 /// </summary>
 /// <typeparam name="TTransformer">ML.NET prediction transformer returned by <see cref="Fit(IDataView)"/>.</typeparam>
 /// <typeparam name="TModel">The trained model parameters held by the transformer.</typeparam>
@@ -124,7 +124,7 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
 }
 
 /// <summary>Base of binary-classification trainers: <c>bool</c> label; outputs Score (logit), Probability and PredictedLabel.</summary>
-public abstract class DeepBinaryTrainerBase : DeepTrainerBase<BinaryPredictionTransformer<DeepBinaryModelParameters>, DeepBinaryModelParameters>
+public abstract class DeepBinaryTrainerBase : DeepTrainerBase<DeepPredictionTransformer<DeepBinaryModelParameters>, DeepBinaryModelParameters>
 {
     private protected DeepBinaryTrainerBase(IHostEnvironment env, string name, DeepTrainerOptions options) : base(env, name, options) { }
 
@@ -133,8 +133,8 @@ public abstract class DeepBinaryTrainerBase : DeepTrainerBase<BinaryPredictionTr
     private protected override DeepBinaryModelParameters CreateModel(NetworkSpec spec, nn.Module<Tensor, Tensor> network, int inputSize, TaskAdapter task, List<EpochMetrics> history)
         => new(Host, spec, network, inputSize, history);
 
-    private protected override BinaryPredictionTransformer<DeepBinaryModelParameters> CreateTransformer(DeepBinaryModelParameters model, DataViewSchema trainSchema)
-        => new(Host, model, trainSchema, TrainerOptions.FeatureColumnName);
+    private protected override DeepPredictionTransformer<DeepBinaryModelParameters> CreateTransformer(DeepBinaryModelParameters model, DataViewSchema trainSchema)
+        => new(Host, model, trainSchema, TrainerOptions.FeatureColumnName, null);
 
     private protected override IEnumerable<SchemaShape.Column> OutputColumns(SchemaShape inputSchema) => new[]
     {
@@ -145,7 +145,7 @@ public abstract class DeepBinaryTrainerBase : DeepTrainerBase<BinaryPredictionTr
 }
 
 /// <summary>Base of multiclass trainers: key-typed label; outputs Score (class probabilities) and PredictedLabel (a key with the label's values).</summary>
-public abstract class DeepMulticlassTrainerBase : DeepTrainerBase<MulticlassPredictionTransformer<DeepMulticlassModelParameters>, DeepMulticlassModelParameters>
+public abstract class DeepMulticlassTrainerBase : DeepTrainerBase<DeepPredictionTransformer<DeepMulticlassModelParameters>, DeepMulticlassModelParameters>
 {
     private protected DeepMulticlassTrainerBase(IHostEnvironment env, string name, DeepTrainerOptions options) : base(env, name, options) { }
 
@@ -158,7 +158,7 @@ public abstract class DeepMulticlassTrainerBase : DeepTrainerBase<MulticlassPred
     private protected override DeepMulticlassModelParameters CreateModel(NetworkSpec spec, nn.Module<Tensor, Tensor> network, int inputSize, TaskAdapter task, List<EpochMetrics> history)
         => new(Host, spec, network, inputSize, task.OutputSize, history);
 
-    private protected override MulticlassPredictionTransformer<DeepMulticlassModelParameters> CreateTransformer(DeepMulticlassModelParameters model, DataViewSchema trainSchema)
+    private protected override DeepPredictionTransformer<DeepMulticlassModelParameters> CreateTransformer(DeepMulticlassModelParameters model, DataViewSchema trainSchema)
         => new(Host, model, trainSchema, TrainerOptions.FeatureColumnName, TrainerOptions.LabelColumnName);
 
     private protected override IEnumerable<SchemaShape.Column> OutputColumns(SchemaShape inputSchema)
@@ -178,7 +178,7 @@ public abstract class DeepMulticlassTrainerBase : DeepTrainerBase<MulticlassPred
 }
 
 /// <summary>Base of regression trainers: <c>float</c> label; outputs Score.</summary>
-public abstract class DeepRegressionTrainerBase : DeepTrainerBase<RegressionPredictionTransformer<DeepRegressionModelParameters>, DeepRegressionModelParameters>
+public abstract class DeepRegressionTrainerBase : DeepTrainerBase<DeepPredictionTransformer<DeepRegressionModelParameters>, DeepRegressionModelParameters>
 {
     private protected DeepRegressionTrainerBase(IHostEnvironment env, string name, DeepTrainerOptions options) : base(env, name, options) { }
 
@@ -190,8 +190,8 @@ public abstract class DeepRegressionTrainerBase : DeepTrainerBase<RegressionPred
         return new(Host, spec, network, inputSize, r.Mean, r.Scale, history);
     }
 
-    private protected override RegressionPredictionTransformer<DeepRegressionModelParameters> CreateTransformer(DeepRegressionModelParameters model, DataViewSchema trainSchema)
-        => new(Host, model, trainSchema, TrainerOptions.FeatureColumnName);
+    private protected override DeepPredictionTransformer<DeepRegressionModelParameters> CreateTransformer(DeepRegressionModelParameters model, DataViewSchema trainSchema)
+        => new(Host, model, trainSchema, TrainerOptions.FeatureColumnName, null);
 
     private protected override IEnumerable<SchemaShape.Column> OutputColumns(SchemaShape inputSchema) => new[]
     {
