@@ -74,3 +74,22 @@ public sealed class BatchScoringTests
         Assert.Equal(10, model.Transform(FashionMnist.Test(ml, 10)).GetColumn<uint>("Label").Count());
     }
 }
+
+public sealed class FeatureImportanceTests
+{
+    [Fact]
+    public void PermutationFeatureImportance_RanksHourFirstForBikeRentals()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = MLNetDeep.TestData.RealData.BikeTrain(ml);
+        var features = Pipelines.BikeFeatures(ml).Fit(train);
+        var prepared = features.Transform(train);
+        var mlp = ml.Regression.Trainers.Mlp(new MlpRegressionTrainer.Options { HiddenLayers = new[] { 64, 32 }, NumberOfEpochs = 8, LearningRate = 3e-3 }).Fit(prepared);
+        var test = features.Transform(MLNetDeep.TestData.RealData.BikeTest(ml));
+        var importance = ml.Regression.PermutationFeatureImportance(mlp, test, permutationCount: 1);
+        var drops = importance.Select(m => m.RSquared.Mean).ToArray();
+        Assert.Equal(MLNetDeep.TestData.BikeRow.FeatureColumns.Length, drops.Length);
+        int mostImportant = Array.IndexOf(drops, drops.Min()); // largest fall of R^2
+        Assert.Equal("Hour", MLNetDeep.TestData.BikeRow.FeatureColumns[mostImportant]);
+    }
+}
