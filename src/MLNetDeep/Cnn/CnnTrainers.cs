@@ -85,15 +85,10 @@ public abstract class CnnOptions : DeepTrainerOptions
 internal sealed class CnnFamily
 {
     private readonly CnnOptions _o;
-    private readonly IHostEnvironment _env;
     private (int C, int H, int W, PixelLayout Layout)? _shape;
     private DeepModelParameters? _base;
 
-    public CnnFamily(IHostEnvironment env, CnnOptions options)
-    {
-        _env = env;
-        _o = options;
-    }
+    public CnnFamily(CnnOptions options) => _o = options;
 
     /// <summary>Reads the image shape from the options or the pixel column's dimensions.</summary>
     public void InspectSchema(DataViewSchema schema)
@@ -201,7 +196,7 @@ public sealed class CnnMulticlassTrainer : DeepMulticlassTrainerBase
     private readonly CnnFamily _family;
 
     internal CnnMulticlassTrainer(IHostEnvironment env, Options options) : base(env, nameof(CnnMulticlassTrainer), options)
-        => _family = new CnnFamily(env, options);
+        => _family = new CnnFamily(options);
 
     private protected override void InspectSchema(DataViewSchema schema) => _family.InspectSchema(schema);
     private protected override NetworkSpec CreateNetworkSpec(int inputSize, int outputSize) => _family.CreateSpec();
@@ -217,7 +212,7 @@ public sealed class CnnBinaryTrainer : DeepBinaryTrainerBase
     private readonly CnnFamily _family;
 
     internal CnnBinaryTrainer(IHostEnvironment env, Options options) : base(env, nameof(CnnBinaryTrainer), options)
-        => _family = new CnnFamily(env, options);
+        => _family = new CnnFamily(options);
 
     private protected override void InspectSchema(DataViewSchema schema) => _family.InspectSchema(schema);
     private protected override NetworkSpec CreateNetworkSpec(int inputSize, int outputSize) => _family.CreateSpec();
