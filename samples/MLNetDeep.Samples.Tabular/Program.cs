@@ -13,7 +13,7 @@ using MLNetDeep.TestData;
 string output = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault() ?? Path.Combine(Directory.GetCurrentDirectory(), "mlnetdeep-output");
 Directory.CreateDirectory(output);
 var ml = new MLContext(seed: 1);
-ml.Log += (_, e) => { if (e.Message.StartsWith("MLNetDeep: epoch", StringComparison.Ordinal)) Console.WriteLine("    " + e.Message["MLNetDeep: ".Length..]); };
+ml.Log += (_, e) => { if (e.RawMessage.StartsWith("MLNetDeep: epoch", StringComparison.Ordinal)) Console.WriteLine("    " + e.RawMessage["MLNetDeep: ".Length..]); };
 Console.WriteLine($"MLNetDeep sample — data from {DataPaths.Root}; models to {output}");
 
 // ---------- Regression: bike sharing, hourly rentals (label cnt) ----------

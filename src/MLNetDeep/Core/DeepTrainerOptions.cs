@@ -155,6 +155,14 @@ public abstract class DeepTrainerOptions
     /// <summary>Write a one-line progress display per epoch to the console (standard error). Default false.</summary>
     public bool ShowProgress { get; set; }
 
+    /// <summary>
+    /// When set, training writes training-curves.png there after the last epoch: the loss per epoch (training and
+    /// validation) and the validation metric, drawn by <see cref="DeepPlots.SaveTrainingCurves"/>. The directory is
+    /// created when missing; a failure to write the image is logged as a warning and does not fail the training.
+    /// Default none.
+    /// </summary>
+    public string? PlotDirectory { get; set; }
+
     /// <summary>Where the training data is kept between epochs. Default <see cref="DataCaching.Auto"/>.</summary>
     public DataCaching Caching { get; set; } = DataCaching.Auto;
 
@@ -225,6 +233,7 @@ public abstract class DeepTrainerOptions
         Require(PositiveClassWeight > 0 && double.IsFinite(PositiveClassWeight), nameof(PositiveClassWeight), "must be positive");
         Require(HuberDelta > 0 && double.IsFinite(HuberDelta), nameof(HuberDelta), "must be positive");
         Require(NumberOfThreads is null || NumberOfThreads > 0, nameof(NumberOfThreads), "must be positive or null");
+        Require(PlotDirectory is null || !string.IsNullOrWhiteSpace(PlotDirectory), nameof(PlotDirectory), "must name a directory or be null");
     }
 
     private protected static void Positive(int value, string name)

@@ -144,6 +144,13 @@ internal sealed class TrainingLoop
             using (var ms = new MemoryStream(state.BestWeights)) _net.load(ms);
             _ch.Info($"MLNetDeep: restored the weights of the best epoch ({state.BestEpoch}).");
         }
+        if (_o.PlotDirectory is string plotDir && history.Count > 0)
+        {
+            string png = Path.Combine(plotDir, "training-curves.png");
+            try { DeepPlots.SaveTrainingCurves(history, png); _ch.Info($"MLNetDeep: training curves written to '{png}'."); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or TypeInitializationException or DllNotFoundException or InvalidOperationException)
+            { _ch.Warning($"MLNetDeep: could not write the training curves to '{png}': {e.Message}"); }
+        }
         return history;
     }
 
