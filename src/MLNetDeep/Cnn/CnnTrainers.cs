@@ -258,12 +258,7 @@ public static class CnnCatalog
 
     private static T Fill<T>(T o, string label, string features, CnnArchitecture? architecture, int epochs, int batchSize, double lr) where T : CnnOptions
     {
-        o.LabelColumnName = label;
-        o.FeatureColumnName = features;
         if (architecture is not null) o.Architecture = architecture;
-        o.NumberOfEpochs = epochs;
-        o.BatchSize = batchSize;
-        o.LearningRate = lr;
-        return o;
+        return o.WithBasics<T>(label, features, epochs, batchSize, lr);
     }
 }

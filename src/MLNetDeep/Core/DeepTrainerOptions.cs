@@ -236,6 +236,17 @@ public abstract class DeepTrainerOptions
         Require(PlotDirectory is null || !string.IsNullOrWhiteSpace(PlotDirectory), nameof(PlotDirectory), "must name a directory or be null");
     }
 
+    /// <summary>Sets the options every catalog method's simple overload takes; returns this.</summary>
+    internal T WithBasics<T>(string label, string features, int epochs, int batchSize, double learningRate) where T : DeepTrainerOptions
+    {
+        LabelColumnName = label;
+        FeatureColumnName = features;
+        NumberOfEpochs = epochs;
+        BatchSize = batchSize;
+        LearningRate = learningRate;
+        return (T)this;
+    }
+
     private protected static void Positive(int value, string name)
     {
         if (value <= 0)

@@ -122,12 +122,7 @@ public static class MlpCatalog
 
     private static T Fill<T>(T o, string label, string features, int[]? hidden, int epochs, int batchSize, double lr) where T : MlpOptions
     {
-        o.LabelColumnName = label;
-        o.FeatureColumnName = features;
         if (hidden is not null) o.HiddenLayers = hidden;
-        o.NumberOfEpochs = epochs;
-        o.BatchSize = batchSize;
-        o.LearningRate = lr;
-        return o;
+        return o.WithBasics<T>(label, features, epochs, batchSize, lr);
     }
 }
