@@ -179,7 +179,11 @@ internal sealed class TrainingData : IDisposable
 
     private static (Tensor X, Tensor Y, long Rows) ReadAll(IDataView data, string featureColumn, string labelColumn, string role, LabelKind kind, int classCount, int d)
     {
+        // With a known row count the rows go straight into the one array the tensor will alias; otherwise into
+        // chunks that are copied once at the end.
+        long? known = data.GetRowCount();
         const int chunkRows = 4096;
+        float[]? all = known is long n && n > 0 && n * d <= Array.MaxLength ? new float[n * d] : null;
         var chunks = new List<float[]>();
         var floatLabels = new List<float>();
         var classLabels = new List<long>();
@@ -190,31 +194,50 @@ internal sealed class TrainingData : IDisposable
             var features = cursor.GetGetter<VBuffer<float>>(featureCol);
             var labels = new LabelReader(cursor, labelCol, kind, classCount, role);
             VBuffer<float> buffer = default;
-            float[]? chunk = null;
             long row = 0;
-            while (Guard(cursor.MoveNext, row, role))
+            bool upstream = false;
+            try
             {
-                int inChunk = (int)(row % chunkRows);
-                if (inChunk == 0) { chunk = new float[chunkRows * d]; chunks.Add(chunk); }
-                Guard(() => { features(ref buffer); return true; }, row, role);
-                if (buffer.Length != d)
-                    throw new InvalidOperationException($"Feature column '{featureColumn}' has {buffer.Length} values in row {row} of the {role} data, expected {d}.");
-                buffer.CopyTo(chunk.AsSpan(inChunk * d, d));
-                if (kind == LabelKind.Key) classLabels.Add(labels.ReadClass(row));
-                else floatLabels.Add(labels.ReadFloat(row));
-                row++;
+                while (true)
+                {
+                    upstream = true;
+                    if (!cursor.MoveNext()) break;
+                    features(ref buffer);
+                    upstream = false;
+                    if (buffer.Length != d)
+                        throw new InvalidOperationException($"Feature column '{featureColumn}' has {buffer.Length} values in row {row} of the {role} data, expected {d}.");
+                    Span<float> target;
+                    if (all is not null && (row + 1) * d <= all.LongLength) target = all.AsSpan((int)(row * d), d);
+                    else
+                    {
+                        if (all is not null) { CopyToChunks(all, row, d, chunkRows, chunks); all = null; } // more rows than announced
+                        int inChunk = (int)(row % chunkRows);
+                        if (inChunk == 0) chunks.Add(new float[chunkRows * d]);
+                        target = chunks[^1].AsSpan(inChunk * d, d);
+                    }
+                    buffer.CopyTo(target);
+                    if (kind == LabelKind.Key) classLabels.Add(labels.ReadClass(row));
+                    else floatLabels.Add(labels.ReadFloat(row));
+                    row++;
+                }
+            }
+            catch (Exception e) when (upstream && e is not OperationCanceledException)
+            {
+                throw ReadFailure(e, row, role);
             }
             if (row == 0)
                 throw new InvalidOperationException($"The {role} data is empty: the IDataView produced no rows.");
-            var all = new float[row * d];
-            for (int i = 0; i < chunks.Count; i++)
+            if (all is null)
             {
-                long start = (long)i * chunkRows * d;
-                long len = Math.Min(chunkRows * (long)d, all.LongLength - start);
-                Array.Copy(chunks[i], 0, all, start, len);
+                all = new float[row * d];
+                for (int i = 0; i < chunks.Count; i++)
+                {
+                    long start = (long)i * chunkRows * d;
+                    Array.Copy(chunks[i], 0, all, start, Math.Min(chunkRows * (long)d, all.LongLength - start));
+                }
+                chunks.Clear();
             }
-            chunks.Clear();
-            var x = torch.from_array(all).view(row, d).DetachFromDisposeScope();
+            var x = torch.from_array(all).narrow(0, 0, row * d).view(row, d).DetachFromDisposeScope();
             CheckFinite(x, featureColumn, role, 0);
             var y = kind == LabelKind.Key
                 ? torch.tensor(classLabels.ToArray()).DetachFromDisposeScope()
@@ -223,22 +246,26 @@ internal sealed class TrainingData : IDisposable
         }
     }
 
-    /// <summary>
-    /// Runs a read from the upstream pipeline. ML.NET wraps failures of its parallel cursors (e.g. an image file that
-    /// cannot be loaded) in a generic message; this surfaces the root cause, which names the file, with the row.
-    /// </summary>
-    private static bool Guard(Func<bool> read, long row, string role)
+    /// <summary>Moves the rows read so far into chunks (when the data turns out longer than its announced row count).</summary>
+    private static void CopyToChunks(float[] all, long rows, int d, int chunkRows, List<float[]> chunks)
     {
-        try
+        for (long r = 0; r < rows; r += chunkRows)
         {
-            return read();
+            var chunk = new float[chunkRows * d];
+            Array.Copy(all, r * d, chunk, 0, Math.Min(chunkRows, rows - r) * d);
+            chunks.Add(chunk);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            var root = e;
-            while (root.InnerException is not null) root = root.InnerException;
-            throw new InvalidOperationException($"Reading the {role} data failed at or near row {row}: {root.Message}", e);
-        }
+    }
+
+    /// <summary>
+    /// ML.NET wraps failures of its parallel cursors (e.g. an image file that cannot be loaded) in a generic message;
+    /// this surfaces the root cause, which names the file, with the row.
+    /// </summary>
+    private static InvalidOperationException ReadFailure(Exception e, long row, string role)
+    {
+        var root = e;
+        while (root.InnerException is not null) root = root.InnerException;
+        return new InvalidOperationException($"Reading the {role} data failed at or near row {row}: {root.Message}", e);
     }
 
     private static void CheckFinite(Tensor x, string featureColumn, string role, long firstRow)
@@ -352,6 +379,20 @@ internal sealed class TrainingData : IDisposable
         }
     }
 
+    private bool ReadRow(DataViewRowCursor cursor, ValueGetter<VBuffer<float>> features, ref VBuffer<float> buffer, long row)
+    {
+        try
+        {
+            if (!cursor.MoveNext()) return false;
+            features(ref buffer);
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw ReadFailure(e, row, _role);
+        }
+    }
+
     private IEnumerable<(Tensor X, Tensor Y)> StreamedBatches(int batchSize, Random? shuffle, Device device, bool dropSingletonLast, int shufflePoolRows)
     {
         int d = FeatureSize;
@@ -382,9 +423,8 @@ internal sealed class TrainingData : IDisposable
             {
                 int len = 0;
                 var span = System.Runtime.InteropServices.MemoryMarshal.CreateSpan(ref xBuf[0, 0], batchSize * d);
-                while (len < batchSize && Guard(cursor.MoveNext, row, _role))
+                while (len < batchSize && ReadRow(cursor, features, ref buffer, row))
                 {
-                    Guard(() => { features(ref buffer); return true; }, row, _role);
                     if (buffer.Length != d)
                         throw new InvalidOperationException($"Feature column '{_featureColumn}' has {buffer.Length} values in row {row} of the {_role} data, expected {d}.");
                     buffer.CopyTo(span.Slice(len * d, d));
