@@ -5,6 +5,8 @@
 //
 //   dotnet run -c Release --project samples/MLNetDeep.Samples.FashionMnist [-- --preset small|lenet|vgg|resnet]
 //       [--epochs N] [--train-rows N] [--skip-baselines] [--output DIR]
+//       [--blocks 2,2,2] [--width 16] [--augmentation none|standard|strong]   (ResNet depth/width, augmentation)
+//       [--learning-rate X] [--batch-size N] [--weight-decay X] [--label-smoothing X] [--validation-fraction X]
 //
 // Data: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist; `apt-get install dataset-fashion-mnist`).
 using System.Diagnostics;
@@ -24,6 +26,10 @@ int epochs = 5, trainRows = 60_000, sdcaIterations = 0;
 int? batchSize = null;
 double? learningRate = null;
 double validationFraction = 0.05;
+double? weightDecay = null, labelSmoothing = null;
+int[]? blocks = null;
+int? width = null;
+string? augmentation = null;
 bool skipBaselines = false;
 for (int i = 0; i < args.Length; i++)
 {
@@ -40,9 +46,16 @@ for (int i = 0; i < args.Length; i++)
         case "--batch-size": batchSize = int.Parse(Value(), CultureInfo.InvariantCulture); break;
         case "--validation-fraction": validationFraction = double.Parse(Value(), CultureInfo.InvariantCulture); break;
         case "--sdca-iterations": sdcaIterations = int.Parse(Value(), CultureInfo.InvariantCulture); break;
+        case "--weight-decay": weightDecay = double.Parse(Value(), CultureInfo.InvariantCulture); break;
+        case "--label-smoothing": labelSmoothing = double.Parse(Value(), CultureInfo.InvariantCulture); break;
+        // ResNet shape and augmentation.
+        case "--blocks": blocks = Value().Split(',').Select(b => int.Parse(b, CultureInfo.InvariantCulture)).ToArray(); break;
+        case "--width": width = int.Parse(Value(), CultureInfo.InvariantCulture); break;
+        case "--augmentation": augmentation = Value().ToLowerInvariant(); break;
         default:
             Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: [--preset small|lenet|vgg|resnet] [--epochs N] [--train-rows N] [--skip-baselines] [--output DIR]"
-                + " [--learning-rate X] [--batch-size N] [--validation-fraction X] [--sdca-iterations N]");
+                + " [--blocks 2,2,2] [--width N] [--augmentation none|standard|strong]"
+                + " [--learning-rate X] [--batch-size N] [--weight-decay X] [--label-smoothing X] [--validation-fraction X] [--sdca-iterations N]");
             return 2;
     }
 }
@@ -56,8 +69,17 @@ switch (preset)
     case "small": chosen = (CnnArchitecture.SmallCnn(), 3e-3, null); break;
     case "lenet": chosen = (CnnArchitecture.LeNet5(), 3e-3, null); break;
     case "vgg": chosen = (CnnArchitecture.Vgg(new[] { (2, 32), (2, 64), (2, 128) }, denseUnits: 256), 3e-3, null); break;
-    case "resnet": chosen = (CnnArchitecture.ResNet(new[] { 2, 2, 2 }, width: 16), 3e-3, ImageAugmentation.Standard); break;
+    case "resnet": chosen = (CnnArchitecture.ResNet(blocks ?? new[] { 2, 2, 2 }, width: width ?? 16), 3e-3, ImageAugmentation.Standard); break;
     default: Console.Error.WriteLine($"Unknown preset '{preset}': use small, lenet, vgg or resnet."); return 2;
+}
+if ((blocks is not null || width is not null) && preset != "resnet") { Console.Error.WriteLine("--blocks and --width apply to --preset resnet."); return 2; }
+switch (augmentation)
+{
+    case null: break;
+    case "none": chosen.Augmentation = null; break;
+    case "standard": chosen.Augmentation = ImageAugmentation.Standard; break;
+    case "strong": chosen.Augmentation = ImageAugmentation.Strong; break;
+    default: Console.Error.WriteLine($"Unknown augmentation '{augmentation}': use none, standard or strong."); return 2;
 }
 
 Directory.CreateDirectory(output);
@@ -75,6 +97,7 @@ var test = FashionMnist.Test(ml); // all 10 000 test images; untouched until the
 long trainCount = train.GetRowCount() ?? ml.Data.CreateEnumerable<LabelOnly>(train, reuseRowObject: true).LongCount();
 Console.WriteLine($"MLNetDeep Fashion-MNIST sample — {trainCount} training images, 10000 test images from {FashionMnist.Directory}; output to {output}");
 Console.WriteLine($"Preset '{preset}': {chosen.Architecture}");
+Console.WriteLine($"Augmentation: {(chosen.Augmentation is null ? "none" : chosen.Augmentation.ToString())}");
 Console.WriteLine();
 
 var board = new List<(string Name, MulticlassClassificationMetrics Metrics, double Seconds, string Note)>();
@@ -91,6 +114,8 @@ var options = new CnnMulticlassTrainer.Options
     Augmentation = chosen.Augmentation,
     ShowProgress = true,
 };
+if (weightDecay is double wd) options.WeightDecay = wd;
+if (labelSmoothing is double ls) options.LabelSmoothing = ls;
 var pipeline = ml.MulticlassClassification.Trainers.Cnn(options)
     .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedClass", "PredictedLabel"));
 var watch = Stopwatch.StartNew();

@@ -5,7 +5,7 @@ namespace MLNetDeep;
 
 /// <summary>
 /// The layer stack of a convolutional network: a preset (<see cref="LeNet5"/>, <see cref="Vgg"/>,
-/// <see cref="SmallCnn"/>, <see cref="ResNet"/>) or your own (<see cref="Custom"/>). The classification head (a dense
+/// <see cref="SmallCnn"/>, <see cref="ResNet"/>) or your own (<see cref="Custom(CnnLayer[])"/>). The classification head (a dense
 /// layer with one output per class) is added by the trainer.
 /// </summary>
 public sealed class CnnArchitecture

@@ -34,6 +34,18 @@ public sealed class ImageAugmentation
     /// <summary>Flip, 2-pixel random crop and random erasing with probability 0.5: for longer training of larger networks.</summary>
     public static ImageAugmentation Strong => new() { HorizontalFlip = true, CropPadding = 2, ErasingProbability = 0.5f };
 
+    /// <summary>The enabled transformations, e.g. <c>flip, crop(pad 2), erasing(p 0.5)</c>, or <c>none</c>.</summary>
+    public override string ToString()
+    {
+        var parts = new List<string>();
+        if (HorizontalFlip) parts.Add("flip");
+        if (CropPadding > 0) parts.Add($"crop(pad {CropPadding})");
+        if (MaxRotationDegrees > 0) parts.Add(FormattableString.Invariant($"rotation(±{MaxRotationDegrees}°)"));
+        if (MaxTranslation > 0) parts.Add(FormattableString.Invariant($"translation(±{MaxTranslation:P0})"));
+        if (ErasingProbability > 0) parts.Add(FormattableString.Invariant($"erasing(p {ErasingProbability})"));
+        return parts.Count == 0 ? "none" : string.Join(", ", parts);
+    }
+
     internal bool IsNone => !HorizontalFlip && CropPadding == 0 && MaxRotationDegrees == 0 && MaxTranslation == 0 && ErasingProbability == 0;
 
     internal void Validate()

@@ -12,12 +12,6 @@ namespace MLNetDeep;
 /// </summary>
 public static class IdxImages
 {
-    private sealed class Row
-    {
-        public uint Label { get; set; }
-        public float[] Features { get; set; } = Array.Empty<float>();
-    }
-
     /// <summary>Loads an images file and its labels file (gzipped or not).</summary>
     /// <param name="mlContext">The ML.NET context.</param>
     /// <param name="imagesPath">IDX3 file of unsigned-byte images (e.g. train-images-idx3-ubyte.gz).</param>
@@ -38,36 +32,114 @@ public static class IdxImages
         if (labels.Any(l => l >= classes))
             throw new InvalidDataException($"'{labelsPath}' has label {labels.Max()}, but only {classes} class names were given.");
         int rows = Math.Min(count, maxRows ?? int.MaxValue);
-        int pixels = height * width;
 
-        var schema = SchemaDefinition.Create(typeof(Row));
-        schema[nameof(Row.Label)].ColumnName = labelColumnName;
-        schema[nameof(Row.Label)].ColumnType = new KeyDataViewType(typeof(uint), classes);
         var names = (classNames ?? Enumerable.Range(0, classes).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList())
             .Select(n => n.AsMemory()).ToArray();
-        schema[nameof(Row.Label)].AddAnnotation(AnnotationUtils.Kinds.KeyValues, new VBuffer<ReadOnlyMemory<char>>(classes, names),
-            new VectorDataViewType(TextDataViewType.Instance, classes));
-        schema[nameof(Row.Features)].ColumnName = featureColumnName;
-        schema[nameof(Row.Features)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, 1, height, width);
-
-        IEnumerable<Row> Enumerate()
-        {
-            for (int i = 0; i < rows; i++)
-            {
-                var f = new float[pixels];
-                var src = images.AsSpan(i * pixels, pixels);
-                for (int p = 0; p < pixels; p++) f[p] = src[p] / 255f;
-                yield return new Row { Label = labels[i], Features = f }; // LoadFromEnumerable stores key index + 1
-            }
-        }
-        return mlContext.Data.LoadFromEnumerable(new Replayable<Row>(Enumerate), schema);
+        return new IdxImageDataView(images, labels, rows, height, width, names, labelColumnName, featureColumnName);
     }
 
-    /// <summary>An IEnumerable that starts afresh on every enumeration (one per cursor).</summary>
-    private sealed class Replayable<T>(Func<IEnumerable<T>> source) : IEnumerable<T>
+    /// <summary>
+    /// The images as an IDataView over the raw bytes (one byte per pixel in memory, scaled to floats when read): it
+    /// knows its row count, so trainers size their buffers once, and it can be shuffled (random access).
+    /// </summary>
+    private sealed class IdxImageDataView : IDataView
     {
-        public IEnumerator<T> GetEnumerator() => source().GetEnumerator();
-        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+        private readonly byte[] _pixels, _labels;
+        private readonly int _rows, _size;
+
+        public IdxImageDataView(byte[] pixels, byte[] labels, int rows, int height, int width, ReadOnlyMemory<char>[] classNames, string labelName, string featureName)
+        {
+            if (string.IsNullOrWhiteSpace(labelName)) throw new ArgumentException("The label column name is empty.", nameof(labelName));
+            if (string.IsNullOrWhiteSpace(featureName)) throw new ArgumentException("The feature column name is empty.", nameof(featureName));
+            if (labelName == featureName) throw new ArgumentException($"The label and feature columns are both named '{labelName}'.", nameof(featureName));
+            (_pixels, _labels, _rows, _size) = (pixels, labels, rows, height * width);
+            var annotations = new DataViewSchema.Annotations.Builder();
+            annotations.AddKeyValues(classNames.Length, TextDataViewType.Instance,
+                (ref VBuffer<ReadOnlyMemory<char>> v) => v = new VBuffer<ReadOnlyMemory<char>>(classNames.Length, classNames));
+            var builder = new DataViewSchema.Builder();
+            builder.AddColumn(labelName, new KeyDataViewType(typeof(uint), classNames.Length), annotations.ToAnnotations());
+            builder.AddColumn(featureName, new VectorDataViewType(NumberDataViewType.Single, 1, height, width));
+            Schema = builder.ToSchema();
+        }
+
+        public bool CanShuffle => true;
+        public DataViewSchema Schema { get; }
+        public long? GetRowCount() => _rows;
+
+        public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null) => new Cursor(this, rand);
+
+        public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) => new[] { GetRowCursor(columnsNeeded, rand) };
+
+        private sealed class Cursor : DataViewRowCursor
+        {
+            private readonly IdxImageDataView _view;
+            private readonly int[]? _order;
+            private long _position = -1;
+
+            public Cursor(IdxImageDataView view, Random? rand)
+            {
+                _view = view;
+                if (rand is not null)
+                {
+                    _order = Enumerable.Range(0, view._rows).ToArray();
+                    rand.Shuffle(_order);
+                }
+            }
+
+            public override DataViewSchema Schema => _view.Schema;
+            public override long Position => _position;
+            public override long Batch => 0;
+            private int Row => _order is null ? (int)_position : _order[_position];
+
+            public override bool MoveNext()
+            {
+                if (_position + 1 >= _view._rows) { _position = _view._rows; return false; }
+                _position++;
+                return true;
+            }
+
+            public override bool IsColumnActive(DataViewSchema.Column column) => column.Index < 2;
+
+            public override ValueGetter<DataViewRowId> GetIdGetter() => (ref DataViewRowId id) =>
+            {
+                CheckRow();
+                id = new DataViewRowId((ulong)Row, 0);
+            };
+
+            public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+            {
+                if (column.Index == 0 && typeof(TValue) == typeof(uint))
+                {
+                    ValueGetter<uint> label = (ref uint value) =>
+                    {
+                        CheckRow();
+                        value = _view._labels[Row] + 1u; // keys are 1-based; 0 is "missing"
+                    };
+                    return (ValueGetter<TValue>)(Delegate)label;
+                }
+                if (column.Index == 1 && typeof(TValue) == typeof(VBuffer<float>))
+                {
+                    ValueGetter<VBuffer<float>> features = (ref VBuffer<float> value) =>
+                    {
+                        CheckRow();
+                        int size = _view._size;
+                        var editor = VBufferEditor.Create(ref value, size);
+                        var src = _view._pixels.AsSpan(Row * size, size);
+                        for (int p = 0; p < size; p++) editor.Values[p] = src[p] / 255f;
+                        value = editor.Commit();
+                    };
+                    return (ValueGetter<TValue>)(Delegate)features;
+                }
+                throw new InvalidOperationException(column.Index < 2
+                    ? $"Column '{column.Name}' is of type {column.Type}; it cannot be read as {typeof(TValue).Name}."
+                    : $"Column '{column.Name}' (index {column.Index}) does not belong to this IDX image data view.");
+            }
+
+            private void CheckRow()
+            {
+                if (_position < 0 || _position >= _view._rows) throw new InvalidOperationException("The cursor is not on a row: call MoveNext first.");
+            }
+        }
     }
 
     private static byte[] ReadAll(string path)
