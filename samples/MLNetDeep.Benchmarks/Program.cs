@@ -93,6 +93,9 @@ internal static class Program
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         if (args.Length == 3 && args[0] == MemoryProbe.ChildFlag) return MemoryProbe.Child(args[1], args[2]);
+        if (args.Length == 4 && args[0] == CnnBenchmark.MemoryChildFlag)
+            return CnnBenchmark.MemoryChild(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
+        if (args.Length > 0 && args[0] == CnnBenchmark.Flag) return CnnBenchmark.Run(args);
         if (!ParseArgs(args)) return 2;
         if (GcStressSeconds > 0) return GcStress.Run(GcStressSeconds);
 

@@ -270,7 +270,7 @@ internal sealed class CnnNetwork : nn.Module<Tensor, Tensor>, IEpochAware
         var images = s.Layout == PixelLayout.ChannelsHeightWidth
             ? x.view(-1, s.Channels, s.Height, s.Width)
             : x.view(-1, s.Height, s.Width, s.Channels).permute(0, 3, 1, 2).contiguous();
-        if (s.InputScale != 1 || s.InputOffset != 0) images = images * s.InputScale + s.InputOffset;
+        if (s.InputScale != 1 || s.InputOffset != 0) images = SafeOps.Affine(images, s.InputScale, s.InputOffset);
         if (training && Augmentation is { IsNone: false } && _augmentationRandom is not null)
             images = Augmentation.Apply(images, _augmentationRandom);
         return head.forward(body.forward(images)).MoveToOuterDisposeScope();

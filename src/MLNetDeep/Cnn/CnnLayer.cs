@@ -161,7 +161,7 @@ public abstract class CnnLayer
         internal override nn.Module<Tensor, Tensor> Build(long[] input, DeepActivation? next, out long[] output)
         {
             output = input;
-            return input.Length == 3 ? nn.BatchNorm2d(input[0]) : nn.BatchNorm1d(input[0]);
+            return input.Length == 3 ? SafeOps.BatchNorm2d(input[0]) : SafeOps.BatchNorm1d(input[0]);
         }
 
         public override string ToString() => "BatchNorm";
@@ -269,16 +269,16 @@ public abstract class CnnLayer
         public BasicBlock(long inChannels, long filters, int stride) : base(nameof(BasicBlock))
         {
             conv1 = nn.Conv2d(inChannels, filters, 3, stride: stride, padding: 1, bias: false);
-            bn1 = nn.BatchNorm2d(filters);
+            bn1 = SafeOps.BatchNorm2d(filters);
             conv2 = nn.Conv2d(filters, filters, 3, stride: 1, padding: 1, bias: false);
-            bn2 = nn.BatchNorm2d(filters);
+            bn2 = SafeOps.BatchNorm2d(filters);
             NetworkSpec.Initialise(conv1.weight!, null, DeepActivation.Relu);
             NetworkSpec.Initialise(conv2.weight!, null, DeepActivation.Relu);
             if (stride != 1 || inChannels != filters)
             {
                 var proj = nn.Conv2d(inChannels, filters, 1, stride: stride, bias: false);
                 NetworkSpec.Initialise(proj.weight!, null, null);
-                shortcut = nn.Sequential(proj, nn.BatchNorm2d(filters));
+                shortcut = nn.Sequential(proj, SafeOps.BatchNorm2d(filters));
             }
             RegisterComponents();
         }
@@ -288,7 +288,7 @@ public abstract class CnnLayer
             using var scope = torch.NewDisposeScope();
             var y = bn2.forward(conv2.forward(nn.functional.relu(bn1.forward(conv1.forward(x)))));
             var s = shortcut is null ? x : shortcut.forward(x);
-            return nn.functional.relu(y + s).MoveToOuterDisposeScope();
+            return nn.functional.relu(SafeOps.Add(y, s)).MoveToOuterDisposeScope();
         }
     }
 }

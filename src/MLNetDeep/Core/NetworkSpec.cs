@@ -70,8 +70,8 @@ internal abstract class NetworkSpec
     public static nn.Module<Tensor, Tensor> CreateActivation(DeepActivation a) => a switch
     {
         DeepActivation.Relu => nn.ReLU(),
-        DeepActivation.LeakyRelu => nn.LeakyReLU(0.01),
-        DeepActivation.Elu => nn.ELU(),
+        DeepActivation.LeakyRelu => new SafeOps.LeakyRelu(0.01),
+        DeepActivation.Elu => new SafeOps.Elu(),
         DeepActivation.Selu => nn.SELU(),
         DeepActivation.Gelu => nn.GELU(),
         DeepActivation.Swish => nn.SiLU(),

@@ -61,7 +61,7 @@ internal sealed class BinaryTask : TaskAdapter
 
     public override void Accumulate(Tensor output, Tensor target, MetricAccumulator acc)
     {
-        acc.Correct += output.squeeze(1).gt(0).eq(target.gt(0.5f)).sum().item<long>();
+        acc.Correct += output.squeeze(1).gt(SafeOps.Zero).eq(target.gt(SafeOps.Half)).sum().item<long>();
         acc.Rows += target.shape[0];
     }
 
@@ -133,7 +133,7 @@ internal sealed class RegressionTask : TaskAdapter
         Scale = std > 1e-12 ? std : 1;
     }
 
-    private Tensor Standardized(Tensor target) => _standardize ? (target - Mean) / Scale : target;
+    private Tensor Standardized(Tensor target) => _standardize ? SafeOps.Affine(target, 1 / Scale, -Mean / Scale) : target;
 
     public override Tensor Loss(Tensor output, Tensor target)
     {
@@ -145,9 +145,10 @@ internal sealed class RegressionTask : TaskAdapter
     {
         var y = Standardized(target).to_type(ScalarType.Float64);
         var p = output.squeeze(1).to_type(ScalarType.Float64);
-        acc.Sse += (p - y).square().sum().item<double>();
+        var d = p - y;
+        acc.Sse += d.mul(d).sum().item<double>(); // not square(): TorchSharp's square() passes a temporary Scalar
         acc.SumY += y.sum().item<double>();
-        acc.SumY2 += y.square().sum().item<double>();
+        acc.SumY2 += y.mul(y).sum().item<double>();
         acc.Rows += target.shape[0];
     }
 }

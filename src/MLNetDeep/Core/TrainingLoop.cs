@@ -40,16 +40,7 @@ internal sealed class TrainingLoop
         _hasBatchNorm = network.modules().Any(m => m is TorchSharp.Modules.BatchNorm1d or TorchSharp.Modules.BatchNorm2d);
     }
 
-    private TorchSharp.Modules.OptimizerHelper CreateOptimizer()
-    {
-        var ps = _net.parameters().Where(p => p.requires_grad).ToList();
-        return _o.Optimizer switch
-        {
-            DeepOptimizer.Sgd => (TorchSharp.Modules.OptimizerHelper)optim.SGD(ps, _o.LearningRate, momentum: _o.Momentum, weight_decay: _o.WeightDecay, nesterov: _o.Nesterov),
-            DeepOptimizer.Adam => optim.Adam(ps, _o.LearningRate, weight_decay: _o.WeightDecay),
-            _ => optim.AdamW(ps, _o.LearningRate, weight_decay: _o.WeightDecay),
-        };
-    }
+    private SafeOptimizer CreateOptimizer() => SafeOptimizer.Create(_o, _net.parameters().Where(p => p.requires_grad));
 
     /// <summary>Trains; returns the history of all epochs (including those of a resumed checkpoint).</summary>
     public List<EpochMetrics> Run()
@@ -70,7 +61,7 @@ internal sealed class TrainingLoop
             if (saved.OptimizerState.Length > 0)
                 using (var ms = new MemoryStream(saved.OptimizerState))
                 using (var r = new BinaryReader(ms))
-                    optimizer.load_state_dict(r);
+                    optimizer.Load(r);
             if (saved.RandomState.Length > 0)
                 using (var rs = torch.tensor(saved.RandomState)) torch.random.set_rng_state(rs);
             schedule.PlateauScale = saved.PlateauScale;
@@ -131,7 +122,7 @@ internal sealed class TrainingLoop
                 state.Weights = DeepModelParameters.SerializeWeights(_net);
                 using (var ms = new MemoryStream())
                 {
-                    using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) optimizer.save_state_dict(w);
+                    using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) optimizer.Save(w);
                     state.OptimizerState = ms.ToArray();
                 }
                 using (var rs = torch.random.get_rng_state()) state.RandomState = rs.bytes.ToArray();
@@ -154,7 +145,7 @@ internal sealed class TrainingLoop
         return history;
     }
 
-    private double TrainEpoch(TorchSharp.Modules.OptimizerHelper optimizer, LearningRateScheduler schedule, int epoch, long batchesPerEpoch)
+    private double TrainEpoch(SafeOptimizer optimizer, LearningRateScheduler schedule, int epoch, long batchesPerEpoch)
     {
         _net.train();
         (_net as IEpochAware)?.BeginEpoch(_seed, epoch);
@@ -171,8 +162,8 @@ internal sealed class TrainingLoop
             if (!batches.MoveNext()) break;
             var (x, y) = batches.Current;
             double lr = schedule.Rate(epoch, batch);
-            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
-            optimizer.zero_grad();
+            optimizer.LearningRate = lr;
+            optimizer.ZeroGrad();
             var output = _net.forward(x);
             var loss = _task.Loss(output, y);
             double value = loss.item<float>();
@@ -181,7 +172,7 @@ internal sealed class TrainingLoop
                     + "Lower LearningRate, set GradientClipNorm (e.g. 1.0), or normalize the features (e.g. NormalizeMeanVariance).");
             loss.backward();
             if (_o.GradientClipNorm > 0) nn.utils.clip_grad_norm_(_net.parameters(), _o.GradientClipNorm);
-            optimizer.step();
+            optimizer.Step();
             long n = y.shape[0];
             lossSum += value * n;
             rows += n;

@@ -32,7 +32,7 @@ internal sealed class MlpNetworkSpec : NetworkSpec
             var linear = nn.Linear(width, HiddenLayers[i], hasBias: !BatchNorm);
             Initialise(linear.weight!, linear.bias, Activation);
             layers.Add(($"linear{i}", linear));
-            if (BatchNorm) layers.Add(($"batchnorm{i}", nn.BatchNorm1d(HiddenLayers[i])));
+            if (BatchNorm) layers.Add(($"batchnorm{i}", SafeOps.BatchNorm1d(HiddenLayers[i])));
             layers.Add(($"activation{i}", CreateActivation(Activation)));
             if (Dropout > 0)
                 layers.Add(($"dropout{i}", Activation == DeepActivation.Selu ? nn.AlphaDropout(Dropout) : nn.Dropout(Dropout)));
