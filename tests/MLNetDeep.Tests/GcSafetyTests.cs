@@ -155,6 +155,51 @@ public sealed class GcSafetyTests
         Assert.Equal(calm, stressed); // same seed: bit-identical, so nothing read freed memory either
     }
 
+    [Theory]
+    [InlineData(DeepOptimizer.Sgd, false)]
+    [InlineData(DeepOptimizer.Sgd, true)]
+    [InlineData(DeepOptimizer.Adam, false)]
+    [InlineData(DeepOptimizer.AdamW, false)]
+    public void OwnOptimizers_TakeTheSameStepsAsTorchSharps(DeepOptimizer kind, bool nesterov)
+    {
+        // Same network, data and hyper-parameters: MLNetDeep's optimizer and TorchSharp's must agree (outside GC stress).
+        var options = new MlpRegressionTrainer.Options { Optimizer = kind, LearningRate = 0.01, WeightDecay = 0.01, Momentum = 0.9, Nesterov = nesterov };
+        TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> Net()
+        {
+            TorchSharp.torch.manual_seed(7);
+            return TorchSharp.torch.nn.Sequential(TorchSharp.torch.nn.Linear(5, 8), TorchSharp.torch.nn.ReLU(), TorchSharp.torch.nn.Linear(8, 1));
+        }
+        using var ours = Net();
+        using var theirs = Net();
+        TorchSharp.torch.manual_seed(11);
+        using var x = TorchSharp.torch.randn(32, 5);
+        using var y = TorchSharp.torch.randn(32, 1);
+        using var own = SafeOptimizer.Create(options, ours.parameters());
+        using var reference = kind switch
+        {
+            DeepOptimizer.Sgd => (TorchSharp.Modules.OptimizerHelper)TorchSharp.torch.optim.SGD(theirs.parameters(), 0.01, momentum: 0.9, weight_decay: 0.01, nesterov: nesterov),
+            DeepOptimizer.Adam => TorchSharp.torch.optim.Adam(theirs.parameters(), 0.01, weight_decay: 0.01),
+            _ => TorchSharp.torch.optim.AdamW(theirs.parameters(), 0.01, weight_decay: 0.01),
+        };
+        for (int step = 0; step < 20; step++)
+        {
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            own.ZeroGrad();
+            TorchSharp.torch.nn.functional.mse_loss(ours.forward(x), y).backward();
+            own.Step();
+            reference.zero_grad();
+            TorchSharp.torch.nn.functional.mse_loss(theirs.forward(x), y).backward();
+            reference.step();
+        }
+        var a = ours.parameters().SelectMany(p => p.data<float>().ToArray()).ToArray();
+        var b = theirs.parameters().SelectMany(p => p.data<float>().ToArray()).ToArray();
+        double maxDiff = a.Zip(b, (u, v) => Math.Abs(u - v)).Max();
+        _out.WriteLine($"{kind} nesterov={nesterov}: largest parameter difference after 20 steps {maxDiff:G3}");
+        Assert.Equal(b, a); // bit for bit: the same operations in the same order
+        var start = Net().parameters().SelectMany(p => p.data<float>().ToArray()).ToArray();
+        Assert.True(a.Zip(start, (u, v) => Math.Abs(u - v)).Max() > 1e-3, "the parameters did not move");
+    }
+
     private sealed class BikeCount { public float Label { get; set; } }
     private sealed class BusyHour { public bool Busy { get; set; } }
 
