@@ -57,72 +57,70 @@ public sealed class ImageAugmentation
     }
 
     /// <summary>
-    /// Augments a batch [B, C, H, W]; returns a new tensor. The random numbers come from <paramref name="g"/> (seeded
-    /// per epoch); the per-image parameters (angle, shift, flip, erased rectangle) are computed on the CPU side and
-    /// only whole tensors go to libtorch (no temporary Scalars, see <see cref="SafeOps"/>).
+    /// Augments a batch [B, C, H, W]; returns a new tensor. Random numbers come from <paramref name="g"/> (seeded per
+    /// epoch). Every Scalar handed to libtorch is held until the batch is done (see <see cref="SafeOps"/>).
     /// </summary>
     internal Tensor Apply(Tensor x, Generator g)
     {
-        int b = (int)x.shape[0], h = (int)x.shape[2], w = (int)x.shape[3];
+        long b = x.shape[0], h = x.shape[2], w = x.shape[3];
         var device = x.device;
-        float[] Uniform() // one number in [0, 1) per image
+        var held = new List<Scalar>();
+        Scalar S(double value)
         {
-            using var r = torch.rand(new long[] { b }, generator: g);
-            return r.data<float>().ToArray();
+            var s = value.ToScalar();
+            held.Add(s);
+            return s;
         }
-        if (CropPadding > 0 || MaxRotationDegrees > 0 || MaxTranslation > 0)
+        var one = SafeOps.One;
+        Tensor Rand() => torch.rand(new[] { b }, generator: g);
+        Tensor Signed(Tensor u) => u.mul(S(2)).sub(S(1)); // uniform in [-1, 1)
+        try
         {
-            float[] uAngle = Uniform(), uTx = Uniform(), uTy = Uniform();
-            float[]? uCropX = CropPadding > 0 ? Uniform() : null, uCropY = CropPadding > 0 ? Uniform() : null;
-            var theta = new float[b * 6];
-            for (int i = 0; i < b; i++)
+            if (CropPadding > 0 || MaxRotationDegrees > 0 || MaxTranslation > 0)
             {
-                double angle = (uAngle[i] * 2 - 1) * (MaxRotationDegrees * Math.PI / 180);
-                double tx = (uTx[i] * 2 - 1) * (2 * MaxTranslation), ty = (uTy[i] * 2 - 1) * (2 * MaxTranslation);
-                if (uCropX is not null && uCropY is not null)
+                var angle = Signed(Rand()).mul(S(MaxRotationDegrees * Math.PI / 180));
+                var tx = Signed(Rand()).mul(S(2 * MaxTranslation));
+                var ty = Signed(Rand()).mul(S(2 * MaxTranslation));
+                if (CropPadding > 0)
                 {
                     // Whole-pixel shifts in [-p, p], in normalized coordinates (2 / size per pixel).
-                    tx += Shift(uCropX[i]) * 2.0 / w;
-                    ty += Shift(uCropY[i]) * 2.0 / h;
+                    tx = tx.add(torch.randint(-CropPadding, CropPadding + 1, new[] { b }, generator: g).to_type(ScalarType.Float32).mul(S(2.0 / w)), one);
+                    ty = ty.add(torch.randint(-CropPadding, CropPadding + 1, new[] { b }, generator: g).to_type(ScalarType.Float32).mul(S(2.0 / h)), one);
                 }
-                double cos = Math.Cos(angle), sin = Math.Sin(angle);
-                theta[i * 6 + 0] = (float)cos; theta[i * 6 + 1] = (float)-sin; theta[i * 6 + 2] = (float)tx;
-                theta[i * 6 + 3] = (float)sin; theta[i * 6 + 4] = (float)cos; theta[i * 6 + 5] = (float)ty;
+                var cos = angle.cos();
+                var sin = angle.sin();
+                var theta = torch.stack(new[] { cos, sin.negative(), tx, sin, cos, ty }, 1).view(b, 2, 3).to(device);
+                var grid = F.affine_grid(theta, new[] { b, x.shape[1], h, w }, align_corners: false);
+                x = F.grid_sample(x, grid, MaxRotationDegrees > 0 || MaxTranslation > 0 ? GridSampleMode.Bilinear : GridSampleMode.Nearest,
+                    GridSamplePaddingMode.Zeros, align_corners: false);
             }
-            var affine = torch.tensor(theta, new long[] { b, 2, 3 }, device: device);
-            var grid = F.affine_grid(affine, new long[] { b, x.shape[1], h, w }, align_corners: false);
-            x = F.grid_sample(x, grid, MaxRotationDegrees > 0 || MaxTranslation > 0 ? GridSampleMode.Bilinear : GridSampleMode.Nearest,
-                GridSamplePaddingMode.Zeros, align_corners: false);
-        }
-        if (HorizontalFlip)
-        {
-            var flip = Uniform().Select(u => u < 0.5f).ToArray();
-            var mask = torch.tensor(flip, new long[] { b, 1, 1, 1 }, device: device);
-            x = torch.where(mask, x.flip(3), x);
-        }
-        if (ErasingProbability > 0)
-        {
-            float[] uApply = Uniform(), uArea = Uniform(), uRatio = Uniform(), uY = Uniform(), uX = Uniform();
-            var erase = new bool[b * h * w];
-            for (int i = 0; i < b; i++)
+            if (HorizontalFlip)
             {
-                if (uApply[i] >= ErasingProbability) continue;
-                // A rectangle of 2–33 % of the image, aspect ratio log-uniform in [0.3, 3.3] (Zhong et al.).
-                double area = (uArea[i] * 0.31 + 0.02) * h * w;
-                double ratio = Math.Exp(uRatio[i] * (Math.Log(3.3) - Math.Log(0.3)) + Math.Log(0.3));
-                int eh = (int)Math.Floor(Math.Clamp(Math.Sqrt(area * ratio), 1, h));
-                int ew = (int)Math.Floor(Math.Clamp(Math.Sqrt(area / ratio), 1, w));
-                int y0 = Math.Min(h - eh, (int)Math.Floor(uY[i] * (h - eh + 1)));
-                int x0 = Math.Min(w - ew, (int)Math.Floor(uX[i] * (w - ew + 1)));
-                for (int r = y0; r < y0 + eh; r++)
-                    Array.Fill(erase, true, (i * h + r) * w + x0, ew);
+                var flip = Rand().lt(S(0.5)).view(b, 1, 1, 1).to(device);
+                x = torch.where(flip, x.flip(3), x);
             }
-            var mask = torch.tensor(erase, new long[] { b, 1, h, w }, device: device);
-            x = x.masked_fill(mask, SafeOps.Zero);
+            if (ErasingProbability > 0)
+            {
+                // A rectangle of 2–33 % of the image, aspect ratio log-uniform in [0.3, 3.3] (Zhong et al., 2017).
+                var area = Rand().mul(S(0.31)).add(S(0.02), one).mul(S(h * w));
+                var logRatio = Rand().mul(S(Math.Log(3.3) - Math.Log(0.3))).add(S(Math.Log(0.3)), one);
+                var ratio = logRatio.exp();
+                var eh = area.mul(ratio).sqrt().clamp(S(1), S(h)).floor();
+                var ew = area.div(ratio).sqrt().clamp(S(1), S(w)).floor();
+                var y0 = Rand().mul(eh.negative().add(S(h), one).add(S(1), one)).floor();
+                var x0 = Rand().mul(ew.negative().add(S(w), one).add(S(1), one)).floor();
+                var apply = Rand().lt(S(ErasingProbability));
+                var rows = torch.arange(S(0), S(h), S(1), ScalarType.Float32).view(1, h, 1);
+                var cols = torch.arange(S(0), S(w), S(1), ScalarType.Float32).view(1, 1, w);
+                var mask = rows.ge(y0.view(b, 1, 1)) & rows.lt(y0.add(eh, one).view(b, 1, 1))
+                         & cols.ge(x0.view(b, 1, 1)) & cols.lt(x0.add(ew, one).view(b, 1, 1)) & apply.view(b, 1, 1);
+                x = x.masked_fill(mask.unsqueeze(1).to(device), SafeOps.Zero);
+            }
+            return x;
         }
-        return x;
+        finally
+        {
+            foreach (var s in held) s.Dispose();
+        }
     }
-
-    /// <summary>A whole-pixel shift in [-CropPadding, CropPadding] from a uniform number in [0, 1).</summary>
-    private int Shift(float u) => Math.Min(CropPadding, (int)Math.Floor(u * (2 * CropPadding + 1)) - CropPadding);
 }
