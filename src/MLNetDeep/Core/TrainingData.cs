@@ -237,8 +237,20 @@ internal sealed class TrainingData : IDisposable
                 }
                 chunks.Clear();
             }
-            var x = torch.from_array(all).narrow(0, 0, row * d).view(row, d).DetachFromDisposeScope();
-            CheckFinite(x, featureColumn, role, 0);
+            // The tensor aliases the array (pinned until the storage is freed). The intermediate wrappers are
+            // disposed here, so that disposing x at the end of Fit unpins the array at once instead of when the
+            // finalizers run (repeated Fits in one process would otherwise hold several copies of the data).
+            Tensor x;
+            using (var whole = torch.from_array(all))
+            using (var rowsRead = whole.narrow(0, 0, row * d))
+                x = rowsRead.view(row, d).DetachFromDisposeScope();
+            // Finiteness is checked block by block: the check's temporaries stay small next to the data.
+            long blockRows = Math.Max(1, (1 << 22) / d);
+            for (long start = 0; start < row; start += blockRows)
+            {
+                using var block = x.narrow(0, start, Math.Min(blockRows, row - start));
+                CheckFinite(block, featureColumn, role, start);
+            }
             var y = kind == LabelKind.Key
                 ? torch.tensor(classLabels.ToArray()).DetachFromDisposeScope()
                 : torch.tensor(floatLabels.ToArray()).DetachFromDisposeScope();
