@@ -179,94 +179,118 @@ internal sealed class TrainingData : IDisposable
 
     private static (Tensor X, Tensor Y, long Rows) ReadAll(IDataView data, string featureColumn, string labelColumn, string role, LabelKind kind, int classCount, int d)
     {
-        // With a known row count the rows go straight into the one array the tensor will alias; otherwise into
-        // chunks that are copied once at the end.
+        // The rows go through a small reusable block (about 16 MB) into native tensor memory: one tensor of the
+        // announced row count when the IDataView knows it, otherwise a list of block copies concatenated at the
+        // end. No managed array of the data's size exists, so disposing the tensor when Fit ends frees the memory
+        // at once (repeated Fits in one process, as in AutoML-style loops, do not pile up copies in the GC heap).
         long? known = data.GetRowCount();
-        const int chunkRows = 4096;
-        float[]? all = known is long n && n > 0 && n * d <= Array.MaxLength ? new float[n * d] : null;
-        var chunks = new List<float[]>();
+        int blockRows = (int)Math.Max(1, Math.Min(1 << 16, (1 << 22) / d));
+        var block = new float[(long)blockRows * d];
+        Tensor? all = known is long n && n > 0 ? torch.empty(new[] { n, (long)d }, ScalarType.Float32).DetachFromDisposeScope() : null;
+        var parts = new List<Tensor>();
+        long flushed = 0;
+        int inBlock = 0;
+        void Flush()
+        {
+            if (inBlock == 0) return;
+            using (var whole = torch.from_array(block))
+            using (var used = whole.narrow(0, 0, (long)inBlock * d))
+            using (var src = used.view(inBlock, d))
+            {
+                if (all is not null && flushed + inBlock <= all.shape[0])
+                {
+                    using var dst = all.narrow(0, flushed, inBlock);
+                    dst.copy_(src);
+                }
+                else
+                {
+                    if (all is not null) // more rows than announced: keep what was read, continue in parts
+                    {
+                        parts.Add(all.narrow(0, 0, flushed).clone().DetachFromDisposeScope());
+                        all.Dispose();
+                        all = null;
+                    }
+                    parts.Add(src.clone().DetachFromDisposeScope());
+                }
+            }
+            flushed += inBlock;
+            inBlock = 0;
+        }
+
         var floatLabels = new List<float>();
         var classLabels = new List<long>();
         var featureCol = data.Schema[featureColumn];
         var labelCol = data.Schema[labelColumn];
-        using (var cursor = data.GetRowCursor(new[] { featureCol, labelCol }))
+        Tensor x;
+        try
         {
-            var features = cursor.GetGetter<VBuffer<float>>(featureCol);
-            var labels = new LabelReader(cursor, labelCol, kind, classCount, role);
-            VBuffer<float> buffer = default;
-            long row = 0;
-            bool upstream = false;
-            try
+            using (var cursor = data.GetRowCursor(new[] { featureCol, labelCol }))
             {
-                while (true)
+                var features = cursor.GetGetter<VBuffer<float>>(featureCol);
+                var labels = new LabelReader(cursor, labelCol, kind, classCount, role);
+                VBuffer<float> buffer = default;
+                long row = 0;
+                bool upstream = false;
+                try
                 {
-                    upstream = true;
-                    if (!cursor.MoveNext()) break;
-                    features(ref buffer);
-                    upstream = false;
-                    if (buffer.Length != d)
-                        throw new InvalidOperationException($"Feature column '{featureColumn}' has {buffer.Length} values in row {row} of the {role} data, expected {d}.");
-                    Span<float> target;
-                    if (all is not null && (row + 1) * d <= all.LongLength) target = all.AsSpan((int)(row * d), d);
-                    else
+                    while (true)
                     {
-                        if (all is not null) { CopyToChunks(all, row, d, chunkRows, chunks); all = null; } // more rows than announced
-                        int inChunk = (int)(row % chunkRows);
-                        if (inChunk == 0) chunks.Add(new float[chunkRows * d]);
-                        target = chunks[^1].AsSpan(inChunk * d, d);
+                        upstream = true;
+                        if (!cursor.MoveNext()) break;
+                        features(ref buffer);
+                        upstream = false;
+                        if (buffer.Length != d)
+                            throw new InvalidOperationException($"Feature column '{featureColumn}' has {buffer.Length} values in row {row} of the {role} data, expected {d}.");
+                        buffer.CopyTo(block.AsSpan(inBlock * d, d));
+                        if (kind == LabelKind.Key) classLabels.Add(labels.ReadClass(row));
+                        else floatLabels.Add(labels.ReadFloat(row));
+                        row++;
+                        if (++inBlock == blockRows) Flush();
                     }
-                    buffer.CopyTo(target);
-                    if (kind == LabelKind.Key) classLabels.Add(labels.ReadClass(row));
-                    else floatLabels.Add(labels.ReadFloat(row));
-                    row++;
                 }
-            }
-            catch (Exception e) when (upstream && e is not OperationCanceledException)
-            {
-                throw ReadFailure(e, row, role);
-            }
-            if (row == 0)
-                throw new InvalidOperationException($"The {role} data is empty: the IDataView produced no rows.");
-            if (all is null)
-            {
-                all = new float[row * d];
-                for (int i = 0; i < chunks.Count; i++)
+                catch (Exception e) when (upstream && e is not OperationCanceledException)
                 {
-                    long start = (long)i * chunkRows * d;
-                    Array.Copy(chunks[i], 0, all, start, Math.Min(chunkRows * (long)d, all.LongLength - start));
+                    throw ReadFailure(e, row, role);
                 }
-                chunks.Clear();
+                Flush();
+                if (row == 0)
+                    throw new InvalidOperationException($"The {role} data is empty: the IDataView produced no rows.");
             }
-            // The tensor aliases the array (pinned until the storage is freed). The intermediate wrappers are
-            // disposed here, so that disposing x at the end of Fit unpins the array at once instead of when the
-            // finalizers run (repeated Fits in one process would otherwise hold several copies of the data).
-            Tensor x;
-            using (var whole = torch.from_array(all))
-            using (var rowsRead = whole.narrow(0, 0, row * d))
-                x = rowsRead.view(row, d).DetachFromDisposeScope();
-            // Finiteness is checked block by block: the check's temporaries stay small next to the data.
-            long blockRows = Math.Max(1, (1 << 22) / d);
-            for (long start = 0; start < row; start += blockRows)
+            if (all is not null)
             {
-                using var block = x.narrow(0, start, Math.Min(blockRows, row - start));
-                CheckFinite(block, featureColumn, role, start);
+                if (flushed == all.shape[0]) { x = all; all = null; }
+                else
+                {
+                    // Fewer rows than announced.
+                    x = all.narrow(0, 0, flushed).clone().DetachFromDisposeScope();
+                }
             }
-            var y = kind == LabelKind.Key
-                ? torch.tensor(classLabels.ToArray()).DetachFromDisposeScope()
-                : torch.tensor(floatLabels.ToArray()).DetachFromDisposeScope();
-            return (x, y, row);
+            else x = torch.cat(parts, 0).DetachFromDisposeScope();
         }
-    }
-
-    /// <summary>Moves the rows read so far into chunks (when the data turns out longer than its announced row count).</summary>
-    private static void CopyToChunks(float[] all, long rows, int d, int chunkRows, List<float[]> chunks)
-    {
-        for (long r = 0; r < rows; r += chunkRows)
+        finally
         {
-            var chunk = new float[chunkRows * d];
-            Array.Copy(all, r * d, chunk, 0, Math.Min(chunkRows, rows - r) * d);
-            chunks.Add(chunk);
+            all?.Dispose();
+            foreach (var t in parts) t.Dispose();
         }
+
+        // Finiteness is checked block by block: the check's temporaries stay small next to the data.
+        try
+        {
+            for (long start = 0; start < flushed; start += blockRows)
+            {
+                using var rows = x.narrow(0, start, Math.Min(blockRows, flushed - start));
+                CheckFinite(rows, featureColumn, role, start);
+            }
+        }
+        catch
+        {
+            x.Dispose();
+            throw;
+        }
+        var y = kind == LabelKind.Key
+            ? torch.tensor(classLabels.ToArray()).DetachFromDisposeScope()
+            : torch.tensor(floatLabels.ToArray()).DetachFromDisposeScope();
+        return (x, y, flushed);
     }
 
     /// <summary>
