@@ -297,4 +297,57 @@ public sealed class TrainingCoreTests
         Assert.True(s.EndEpoch(1.0));
         Assert.Equal(0.05, s.Rate(3, 0), 12);
     }
+
+    /// <summary>An IDataView that announces a wrong row count (as a buggy custom view or source might).</summary>
+    private sealed class WrongRowCount(IDataView inner, long announced) : IDataView
+    {
+        public bool CanShuffle => false;
+        public DataViewSchema Schema => inner.Schema;
+        public long? GetRowCount() => announced;
+        public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null) => inner.GetRowCursor(columnsNeeded);
+        public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) => new[] { GetRowCursor(columnsNeeded) };
+    }
+
+    [Theory]
+    [InlineData(null)]    // the view does not know its row count (TextLoader): blocks joined at the end
+    [InlineData(1500L)]   // announces fewer rows than it has
+    [InlineData(2600L)]   // announces more rows than it has
+    [InlineData(2000L)]   // tells the truth
+    public void Caching_ReadsEveryRow_WhateverRowCountTheViewAnnounces(long? announced)
+    {
+        string[] Run(Func<IDataView, IDataView> wrap, List<string> log)
+        {
+            var ml = new MLContext(seed: 1);
+            ml.Log += (_, e) => { if (e.RawMessage.Contains("cached in memory", StringComparison.Ordinal)) log.Add(e.RawMessage); };
+            // Featurize first so that the trainer sees the wrapped view directly.
+            var features = Pipelines.BikeFeatures(ml).Fit(TestUtil.BikeTrainSubset(ml, 2000));
+            var train = ml.Data.Cache(features.Transform(TestUtil.BikeTrainSubset(ml, 2000)));
+            var o = Small(2);
+            o.Caching = DataCaching.Memory;
+            var model = ml.Regression.Trainers.Mlp(o).Fit(wrap(train));
+            return PredictionDump.Lines(model.Transform(features.Transform(RealData.BikeTest(ml)))).ToArray();
+        }
+        var honestLog = new List<string>();
+        var wrongLog = new List<string>();
+        var honest = Run(v => v, honestLog);
+        // Small blocks (300 rows of 12 features) so that the rows cross many block boundaries.
+        int saved = TrainingData.BlockElements;
+        TrainingData.BlockElements = 300 * 12;
+        string[] wrong;
+        try { wrong = Run(v => announced is long n ? new WrongRowCount(v, n) : new UnknownRowCount(v), wrongLog); }
+        finally { TrainingData.BlockElements = saved; }
+        _out.WriteLine(string.Join("\n", honestLog.Concat(wrongLog)));
+        Assert.Contains("2000 rows", Assert.Single(honestLog));
+        Assert.Contains("2000 rows", Assert.Single(wrongLog));
+        Assert.Equal(honest, wrong);
+    }
+
+    private sealed class UnknownRowCount(IDataView inner) : IDataView
+    {
+        public bool CanShuffle => false;
+        public DataViewSchema Schema => inner.Schema;
+        public long? GetRowCount() => null;
+        public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null) => inner.GetRowCursor(columnsNeeded);
+        public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) => new[] { GetRowCursor(columnsNeeded) };
+    }
 }

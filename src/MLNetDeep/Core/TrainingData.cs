@@ -177,6 +177,9 @@ internal sealed class TrainingData : IDisposable
         }
     }
 
+    /// <summary>Floats per block when caching (16 MB); tests lower it to exercise many blocks.</summary>
+    internal static int BlockElements = 1 << 22;
+
     private static (Tensor X, Tensor Y, long Rows) ReadAll(IDataView data, string featureColumn, string labelColumn, string role, LabelKind kind, int classCount, int d)
     {
         // The rows go through a small reusable block (about 16 MB) into native tensor memory: one tensor of the
@@ -184,7 +187,7 @@ internal sealed class TrainingData : IDisposable
         // end. No managed array of the data's size exists, so disposing the tensor when Fit ends frees the memory
         // at once (repeated Fits in one process, as in AutoML-style loops, do not pile up copies in the GC heap).
         long? known = data.GetRowCount();
-        int blockRows = (int)Math.Max(1, Math.Min(1 << 16, (1 << 22) / d));
+        int blockRows = (int)Math.Max(1, Math.Min(1 << 16, BlockElements / d));
         var block = new float[(long)blockRows * d];
         Tensor? all = known is long n && n > 0 ? torch.empty(new[] { n, (long)d }, ScalarType.Float32).DetachFromDisposeScope() : null;
         var parts = new List<Tensor>();
