@@ -59,8 +59,10 @@ internal static class CnnBenchmark
                 case "--latency-calls": _latencyCalls = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--memory-architecture": _memoryArchitecture = Next(); break;
                 case "--memory-epochs": _memoryEpochs = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "-h":
+                case "--help":
                 default:
-                    Console.Error.WriteLine($"unknown argument '{a}'. usage: --cnn [--epochs N (3 timed, after 1 warm-up)] [--batch N (128)] [--train-rows N (60000)]"
+                    Console.Error.WriteLine($"{(a is "-h" or "--help" ? "" : $"unknown argument '{a}'. ")}usage: --cnn [--epochs N (3 timed, after 1 warm-up)] [--batch N (128)] [--train-rows N (60000)]"
                         + " [--scoring-repeats N (5)] [--latency-calls N (2000)] [--memory-architecture small|resnet] [--memory-epochs N (1)]");
                     return 2;
             }

@@ -1,5 +1,6 @@
 // MLNetDeep benchmark: MLP training throughput of the ML.NET trainers against a hand-written TorchSharp loop on
-// the same tensors, network, optimizer, loss, batch size, shuffle and epochs; plus peak memory. See README.md.
+// the same tensors, network, optimizer, loss, batch size, shuffle and epochs; plus peak memory. With --cnn, the CNN
+// benchmark in CnnBenchmark.cs instead. See README.md.
 //
 //   dotnet run -c Release --project samples/MLNetDeep.Benchmarks [-- --epochs N --repeats N]   (--help for the other options)
 using System.Diagnostics;
@@ -160,7 +161,8 @@ internal static class Program
                     Console.WriteLine("       processes used more than CORES during it, after waiting up to SECONDS for them to go quiet; --budget-minutes M (12):");
                     Console.WriteLine("       after M minutes, no more waiting or repeating (noisy runs are flagged). --verbose prints every epoch's time.");
                     Console.WriteLine("       --gc-stress SECONDS: instead of the benchmark, train (trainer, then raw loop) on bike for up to SECONDS each while another");
-                    Console.WriteLine("       thread allocates, and report whether training survives (see README: TorchSharp Scalar lifetime).");
+                    Console.WriteLine("       thread allocates, and report whether training survives (see README: GC stress).");
+                    Console.WriteLine("       --cnn [--help for its options]: the CNN benchmark on Fashion-MNIST instead (see README: CNN).");
                     return false;
                 default:
                     Console.Error.WriteLine($"unknown argument '{a}' (try --help)");
