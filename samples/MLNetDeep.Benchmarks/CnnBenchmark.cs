@@ -134,7 +134,7 @@ internal static class CnnBenchmark
         if (rawParameters != cnn.ParameterCount)
             throw new InvalidOperationException($"The raw network has {rawParameters} parameters, the trainer's {cnn.ParameterCount}: not the same network.");
 
-        double trainerMedian = Median(trainerEpochs.Skip(1)), rawMedian = Median(rawEpochs);
+        double trainerMedian = Program.Median(trainerEpochs.Skip(1)), rawMedian = Program.Median(rawEpochs);
         double epochRows = n;
         Console.WriteLine($"  same network: {rawParameters} parameters on both sides; other processes used {foreign:F2} cores on average during the Fit");
         Console.WriteLine($"  raw loop: median {rawMedian:F2} s/epoch = {epochRows / rawMedian:F0} images/s");
@@ -193,7 +193,7 @@ internal static class CnnBenchmark
             if (r % 2 == 0) { rawScoring.Add(RawScoring()); trainerScoring.Add(TrainerScoring()); }
             else { trainerScoring.Add(TrainerScoring()); rawScoring.Add(RawScoring()); }
         }
-        double trainerScoringMedian = Median(trainerScoring), rawScoringMedian = Median(rawScoring);
+        double trainerScoringMedian = Program.Median(trainerScoring), rawScoringMedian = Program.Median(rawScoring);
         var labels = yTest.data<long>().ToArray();
         double trainerAccuracy = Enumerable.Range(0, testRows).Count(i => trainerPred[i] - 1 == labels[i]) / (double)testRows;
         double rawAccuracy = Enumerable.Range(0, testRows).Count(i => rawPred[i] == labels[i]) / (double)testRows;
@@ -225,11 +225,11 @@ internal static class CnnBenchmark
         Console.WriteLine($"  PredictionEngine.Predict: p50 {Percentile(engineTimes, 0.5):F3} ms, p90 {Percentile(engineTimes, 0.9):F3} ms, p99 {Percentile(engineTimes, 0.99):F3} ms");
         Console.WriteLine($"  raw forward of one image: p50 {Percentile(rawTimes, 0.5):F3} ms, p90 {Percentile(rawTimes, 0.9):F3} ms, p99 {Percentile(rawTimes, 0.99):F3} ms");
         // A leak per prediction would show as growth here (tensors or native memory not released).
-        Settle();
+        Program.Settle();
         double rssBefore = Memory.RssKiB() / 1024.0, managedBefore = Memory.ManagedLiveMiB();
         int more = 10 * _latencyCalls;
         for (int i = 0; i < more; i++) { input.Features = images[i % testRows]; engine.Predict(input, ref output); }
-        Settle();
+        Program.Settle();
         Console.WriteLine($"  {more} more predictions: RSS {rssBefore:F0} -> {Memory.RssKiB() / 1024.0:F0} MiB, managed live {managedBefore:F1} -> {Memory.ManagedLiveMiB():F1} MiB");
         Console.WriteLine();
 
@@ -259,26 +259,12 @@ internal static class CnnBenchmark
 
     private static double Percentile(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
 
-    private static double Median(IEnumerable<double> values)
-    {
-        var v = values.OrderBy(x => x).ToArray();
-        if (v.Length == 0) return double.NaN;
-        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
-    }
-
-    private static void Settle()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
-    }
-
     /// <summary>The pixels as [N, 1, 28, 28] and the labels as 0-based int64 (the IDataView's key minus one), in order.</summary>
     private static (Tensor X, Tensor Y) ToTensors(IDataView view)
     {
         var features = view.Schema["Features"];
         var label = view.Schema["Label"];
-        long count = view.GetRowCount() ?? CountRows(view, label);
+        long count = view.GetRowCount() ?? Program.CountRows(view, label);
         var pixels = new float[count * Side * Side];
         var labels = new long[count];
         long row = 0;
@@ -299,28 +285,12 @@ internal static class CnnBenchmark
         return (torch.tensor(pixels, new long[] { count, 1, Side, Side }), torch.tensor(labels));
     }
 
-    private static long CountRows(IDataView view, DataViewSchema.Column column)
-    {
-        long count = 0;
-        using var cursor = view.GetRowCursor(new[] { column });
-        while (cursor.MoveNext()) count++;
-        return count;
-    }
-
     private static string RunMemoryChild()
     {
-        string self = Environment.ProcessPath!;
-        var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(CnnBenchmark).Assembly.Location);
-        foreach (var a in new[] { MemoryChildFlag, _memoryArchitecture, _trainRows.ToString(CultureInfo.InvariantCulture), _memoryEpochs.ToString(CultureInfo.InvariantCulture) })
-            psi.ArgumentList.Add(a);
-        using var proc = Process.Start(psi)!;
-        var stderr = proc.StandardError.ReadToEndAsync();
-        string stdout = proc.StandardOutput.ReadToEnd();
-        proc.WaitForExit();
-        var line = stdout.Split('\n').FirstOrDefault(l => l.StartsWith("CNNMEM ", StringComparison.Ordinal));
-        return proc.ExitCode == 0 && line is not null ? line["CNNMEM ".Length..].Trim()
-            : $"(memory child failed, exit {proc.ExitCode}: {stderr.Result.Split('\n').FirstOrDefault()})";
+        var (exitCode, output, error) = ChildProcess.RunSelf(MemoryChildFlag, _memoryArchitecture,
+            _trainRows.ToString(CultureInfo.InvariantCulture), _memoryEpochs.ToString(CultureInfo.InvariantCulture));
+        var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("CNNMEM ", StringComparison.Ordinal));
+        return exitCode == 0 && line is not null ? line["CNNMEM ".Length..].Trim() : $"(memory child failed, exit {exitCode}: {error})";
     }
 
     /// <summary>The child: what a user's process does — load the images, Fit, score the test set — and its peak RSS.</summary>

@@ -267,7 +267,7 @@ internal static class Program
         return p;
     }
 
-    private static long CountRows(IDataView view, DataViewSchema.Column column)
+    internal static long CountRows(IDataView view, DataViewSchema.Column column)
     {
         long n = 0;
         using var cursor = view.GetRowCursor(new[] { column });
@@ -890,9 +890,10 @@ internal static class Program
         }
     }
 
-    private static double Median(IEnumerable<double> values)
+    internal static double Median(IEnumerable<double> values)
     {
         var v = values.OrderBy(x => x).ToArray();
+        if (v.Length == 0) return double.NaN;
         return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
     }
 
@@ -928,7 +929,7 @@ internal static class Program
     }
 
     /// <summary>Collect between runs so that finalizers of the previous run's modules (the trainer's models) do not run inside the next one.</summary>
-    private static void Settle()
+    internal static void Settle()
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -993,20 +994,11 @@ internal sealed record MemoryProbe(double BaselineMiB, double PeakMiB, double Af
     {
         try
         {
-            string self = Environment.ProcessPath!;
-            var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(MemoryProbe).Assembly.Location);
-            psi.ArgumentList.Add(ChildFlag);
-            psi.ArgumentList.Add(c.Name);
-            psi.ArgumentList.Add(side);
-            using var proc = Process.Start(psi)!;
-            var stderr = proc.StandardError.ReadToEndAsync();
-            string output = proc.StandardOutput.ReadToEnd();
-            proc.WaitForExit();
+            var (exitCode, output, error) = ChildProcess.RunSelf(ChildFlag, c.Name, side);
             var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("MEMPROBE ", StringComparison.Ordinal));
-            if (proc.ExitCode != 0 || line is null)
+            if (exitCode != 0 || line is null)
             {
-                Console.WriteLine($"    (memory probe '{side}' failed, exit {proc.ExitCode}: {stderr.Result.Split('\n').FirstOrDefault()})");
+                Console.WriteLine($"    (memory probe '{side}' failed, exit {exitCode}: {error})");
                 return null;
             }
             var f = line.Split(' ').Skip(1).Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
@@ -1047,6 +1039,24 @@ internal sealed record MemoryProbe(double BaselineMiB, double PeakMiB, double Af
         GC.WaitForPendingFinalizers();
         Console.WriteLine(FormattableString.Invariant($"MEMPROBE {baseline:F1} {peak:F1} {Memory.RssKiB() / 1024.0:F1} {Memory.ManagedLiveMiB():F1} {peakAfterLoad:F1} {managedBefore:F1} {afterOne:F1}"));
         return 0;
+    }
+}
+
+/// <summary>This benchmark run again in a child process (a fresh process for memory measurements).</summary>
+internal static class ChildProcess
+{
+    /// <summary>Runs this program with <paramref name="args"/>; returns its exit code, standard output and first line of standard error.</summary>
+    public static (int ExitCode, string Output, string Error) RunSelf(params string[] args)
+    {
+        string self = Environment.ProcessPath!;
+        var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(ChildProcess).Assembly.Location);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var proc = Process.Start(psi)!;
+        var stderr = proc.StandardError.ReadToEndAsync();
+        string output = proc.StandardOutput.ReadToEnd();
+        proc.WaitForExit();
+        return (proc.ExitCode, output, stderr.Result.Split('\n').FirstOrDefault() ?? "");
     }
 }
 

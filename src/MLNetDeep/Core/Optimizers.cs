@@ -76,9 +76,8 @@ internal abstract class SafeOptimizer : IDisposable
         foreach (var t in state)
         {
             var bytes = r.ReadBytes(r.ReadInt32());
-            using var cpu = t.cpu();
-            if (bytes.Length != cpu.bytes.Length) throw new InvalidDataException("The checkpoint's optimizer state does not match the network's parameters.");
-            using var loaded = torch.zeros_like(cpu);
+            if (bytes.Length != t.NumberOfElements * t.ElementSize) throw new InvalidDataException("The checkpoint's optimizer state does not match the network's parameters.");
+            using var loaded = torch.empty_like(t, device: torch.CPU);
             loaded.bytes = bytes;
             using var noGrad = torch.no_grad();
             t.copy_(loaded);
