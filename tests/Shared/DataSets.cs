@@ -97,3 +97,26 @@ public static class FashionMnist
     public static IDataView Test(MLContext ml, int? rows = null) =>
         MLNetDeep.IdxImages.Load(ml, Path.Combine(Directory, "t10k-images-idx3-ubyte.gz"), Path.Combine(Directory, "t10k-labels-idx1-ubyte.gz"), ClassNames, maxRows: rows);
 }
+
+/// <summary>Yearly sunspot numbers 1700-2008 (../shared/data/series/sunspots.csv: "YEAR","SUNACTIVITY", 309 rows).</summary>
+public sealed class SunspotRow
+{
+    [LoadColumn(0)] public float YEAR { get; set; }
+    [LoadColumn(1)] public float SUNACTIVITY { get; set; }
+}
+
+public static class Sunspots
+{
+    public const string RelativePath = "series/sunspots.csv";
+
+    /// <summary>The series as an ML.NET view, in file (time) order.</summary>
+    public static IDataView Load(MLContext ml) =>
+        ml.Data.LoadFromTextFile<SunspotRow>(DataPaths.File(RelativePath), separatorChar: ',', hasHeader: true);
+
+    /// <summary>The file parsed by hand, without ML.NET: (year, value) per row.</summary>
+    public static (int Year, double Value)[] ReadRaw() =>
+        System.IO.File.ReadAllLines(DataPaths.File(RelativePath)).Skip(1).Where(l => l.Trim().Length > 0)
+            .Select(l => l.Split(','))
+            .Select(p => (int.Parse(p[0], System.Globalization.CultureInfo.InvariantCulture), double.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture)))
+            .ToArray();
+}
