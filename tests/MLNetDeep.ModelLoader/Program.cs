@@ -7,7 +7,7 @@ using MLNetDeep.TestData;
 
 if (args.Length != 3)
 {
-    Console.Error.WriteLine("usage: MLNetDeep.ModelLoader <model.zip> <bike|sms|github> <output.txt>");
+    Console.Error.WriteLine("usage: MLNetDeep.ModelLoader <model.zip> <bike|sms|github|fashion|sunspots> <output.txt>");
     return 2;
 }
 try
@@ -20,6 +20,7 @@ try
         "sms" => RealData.Sms(ml),
         "github" => RealData.GitHubIssues(ml),
         "fashion" => FashionMnist.Test(ml, 500),
+        "sunspots" => Sunspots.Windows(ml).Test!,
         _ => throw new ArgumentException("unknown data set " + args[1]),
     };
     var scored = model.Transform(data);

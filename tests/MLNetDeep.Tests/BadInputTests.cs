@@ -35,7 +35,7 @@ public sealed class BadInputTests
         var wrong = ml.Transforms.Concatenate("Features", BikeRow.FeatureColumns.Skip(1).ToArray()).Fit(train).Transform(train);
         var e = Assert.ThrowsAny<Exception>(() => mlpStage.Transform(wrong).Preview(5));
         Assert.True(e is ArgumentOutOfRangeException or InvalidOperationException, e.GetType().ToString());
-        Assert.Contains("features column", e.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("Feature column 'Features'", e.Message);
         Assert.Contains("Vector<Single, 11>", e.Message);
         Assert.Contains("Vector<Single, 12>", e.Message);
     }
@@ -46,7 +46,7 @@ public sealed class BadInputTests
         var ml = new MLContext(seed: 1);
         var model = ml.Regression.Trainers.Mlp(Opt()).Fit(ml.Data.LoadFromEnumerable(Rows(50)));
         var e = Assert.ThrowsAny<Exception>(() => ml.Model.CreatePredictionEngine<FourFeatures, ScoreOut>(model).Predict(new FourFeatures()));
-        Assert.Contains("features column", e.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("Feature column 'Features'", e.Message);
         Assert.Contains("Vector<Single, 4>", e.Message);
     }
 

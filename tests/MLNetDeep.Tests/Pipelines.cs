@@ -19,6 +19,12 @@ internal static class Pipelines
         }, nameof(SmsRow.Message))
           .Append(ml.Transforms.FeatureSelection.SelectFeaturesBasedOnCount("Features", count: 3));
 
+    /// <summary>SMS messages as word-key sequences for the recurrent nets: lower-cased words, then keys.</summary>
+    public static IEstimator<ITransformer> SmsTokens(MLContext ml) =>
+        ml.Transforms.Text.NormalizeText("Normalized", nameof(SmsRow.Message), keepPunctuations: false)
+          .Append(ml.Transforms.Text.TokenizeIntoWords("Tokens", "Normalized"))
+          .Append(ml.Transforms.Conversion.MapValueToKey("Tokens"));
+
     public static IEstimator<ITransformer> GitHubFeatures(MLContext ml) =>
         ml.Transforms.Conversion.MapValueToKey("Label", nameof(GitHubIssueRow.Area))
           .Append(ml.Transforms.Text.FeaturizeText("TitleFeaturized", nameof(GitHubIssueRow.Title)))

@@ -57,6 +57,12 @@ public sealed class SmsRow
     [LoadColumn(1)] public string Message { get; set; } = "";
 }
 
+public sealed class YelpRow
+{
+    [LoadColumn(0)] public string Text { get; set; } = "";
+    [LoadColumn(1)] public float Sentiment { get; set; }
+}
+
 public sealed class GitHubIssueRow
 {
     [LoadColumn(0)] public string ID { get; set; } = "";
@@ -78,6 +84,13 @@ public static class RealData
     }
 
     public sealed class SpamLabel { public bool Label { get; set; } }
+
+    /// <summary>yelp-labelled (no header; sentence, 0/1). Adds a bool Label column.</summary>
+    public static IDataView Yelp(MLContext ml)
+    {
+        var raw = ml.Data.LoadFromTextFile<YelpRow>(DataPaths.File("text/yelp-labelled.tsv"), separatorChar: '\t', hasHeader: false, allowQuoting: false);
+        return ml.Transforms.CustomMapping<YelpRow, SpamLabel>((r, l) => l.Label = r.Sentiment == 1, contractName: null).Fit(raw).Transform(raw);
+    }
 
     public static IDataView GitHubIssues(MLContext ml) =>
         ml.Data.LoadFromTextFile<GitHubIssueRow>(DataPaths.File("text/github-issues.tsv"), separatorChar: '\t', hasHeader: true, allowQuoting: true);
@@ -112,6 +125,16 @@ public static class Sunspots
     /// <summary>The series as an ML.NET view, in file (time) order.</summary>
     public static IDataView Load(MLContext ml) =>
         ml.Data.LoadFromTextFile<SunspotRow>(DataPaths.File(RelativePath), separatorChar: ',', hasHeader: true);
+
+    /// <summary>The R peers' protocol: train 1700–1978, rolling origin over the last 30 years, horizons 1–5, 20 lags.</summary>
+    public static MLNetDeep.ForecastWindows Windows(MLContext ml, int lookback = 20) =>
+        MLNetDeep.ForecastWindows.Create(ml, Load(ml), new MLNetDeep.ForecastWindowOptions
+        {
+            TargetColumn = nameof(SunspotRow.SUNACTIVITY),
+            Lookback = lookback,
+            Horizon = 5,
+            TestCount = 30,
+        });
 
     /// <summary>The file parsed by hand, without ML.NET: (year, value) per row.</summary>
     public static (int Year, double Value)[] ReadRaw() =>

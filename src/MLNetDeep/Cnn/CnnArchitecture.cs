@@ -126,6 +126,7 @@ public enum PixelLayout
 }
 
 /// <summary>A CNN: input reshaping and scaling, the layer stack, the head. Persisted as its description plus weights.</summary>
+[NetworkFamily(KindName)]
 internal sealed class CnnNetworkSpec : NetworkSpec
 {
     public const string KindName = "cnn";
@@ -149,16 +150,15 @@ internal sealed class CnnNetworkSpec : NetworkSpec
         InputOffset = inputOffset;
     }
 
-    public override string Kind => KindName;
-
-    public override nn.Module<Tensor, Tensor> Build(int inputSize, int outputSize)
+    public override nn.Module<Tensor, Tensor> Build(InputEncoder input, int outputSize)
     {
+        int inputSize = DenseSize(input, "Convolutional");
         if ((long)Channels * Height * Width != inputSize)
             throw new ArgumentOutOfRangeException(nameof(inputSize), $"The image shape {Channels}×{Height}×{Width} = {(long)Channels * Height * Width} does not match the {inputSize} values of the pixel vector.");
         return new CnnNetwork(this, outputSize);
     }
 
-    public override string Describe(int inputSize, int outputSize) =>
+    public override string Describe(InputEncoder input, int outputSize) =>
         $"CNN {Architecture.Name} on {Channels}x{Height}x{Width} -> {outputSize}";
 
     protected override void WriteBody(BinaryWriter w)

@@ -137,13 +137,13 @@ internal sealed class CnnFamily
         return new CnnNetworkSpec(_o.Architecture, c, h, w, layout, _o.InputScale, _o.InputOffset);
     }
 
-    public nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, int inputSize, int outputSize, IChannel ch)
+    public nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch)
     {
         var cnnSpec = (CnnNetworkSpec)spec;
         CnnNetwork net;
         if (_base is not null)
         {
-            net = (CnnNetwork)cnnSpec.Build(inputSize, _base.OutputSize);
+            net = (CnnNetwork)cnnSpec.Build(input, _base.OutputSize);
             using (var ms = new MemoryStream(DeepModelParameters.SerializeWeights(_base.Network))) net.load(ms);
             if (_base.OutputSize != outputSize || _o.ResetHead)
             {
@@ -157,7 +157,7 @@ internal sealed class CnnFamily
                 ch.Info("MLNetDeep: feature layers frozen; only the head is trained.");
             }
         }
-        else net = (CnnNetwork)cnnSpec.Build(inputSize, outputSize);
+        else net = (CnnNetwork)cnnSpec.Build(input, outputSize);
         var augmentation = _o.Augmentation ?? (cnnSpec.Architecture.Name.StartsWith("ResNet", StringComparison.Ordinal) ? ImageAugmentation.Standard : ImageAugmentation.None);
         net.Augmentation = augmentation.IsNone ? null : augmentation;
         return net;
@@ -199,8 +199,8 @@ public sealed class CnnMulticlassTrainer : DeepMulticlassTrainerBase
         => _family = new CnnFamily(options);
 
     private protected override void InspectSchema(DataViewSchema schema) => _family.InspectSchema(schema);
-    private protected override NetworkSpec CreateNetworkSpec(int inputSize, int outputSize) => _family.CreateSpec();
-    private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, int inputSize, int outputSize, IChannel ch) => _family.CreateNetwork(spec, inputSize, outputSize, ch);
+    private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => _family.CreateSpec();
+    private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize, ch);
 }
 
 /// <summary>Trains a convolutional network for binary image classification (<c>bool</c> label, pixel vector features).</summary>
@@ -215,8 +215,8 @@ public sealed class CnnBinaryTrainer : DeepBinaryTrainerBase
         => _family = new CnnFamily(options);
 
     private protected override void InspectSchema(DataViewSchema schema) => _family.InspectSchema(schema);
-    private protected override NetworkSpec CreateNetworkSpec(int inputSize, int outputSize) => _family.CreateSpec();
-    private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, int inputSize, int outputSize, IChannel ch) => _family.CreateNetwork(spec, inputSize, outputSize, ch);
+    private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => _family.CreateSpec();
+    private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize, ch);
 }
 
 /// <summary>Catalog extensions: <c>mlContext.{MulticlassClassification,BinaryClassification}.Trainers.Cnn(...)</c>.</summary>

@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Reflection;
+using System.Security.Cryptography;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -8,9 +11,10 @@ using static TorchSharp.torch;
 namespace MLNetDeep;
 
 /// <summary>
-/// Base of every MLNetDeep trainer: checks the input, reads the data into batches, builds the family's network,
-/// runs the shared training loop and wraps the result in ML.NET's own prediction transformer, so that the output
-/// columns are exactly those ML.NET's evaluators and <c>PredictionEngine</c> expect, scored in batches.
+/// Base of every MLNetDeep trainer: checks the input, reads the data through the family's input encoder into batches,
+/// builds the family's network, runs the shared training loop with the task's head and wraps the result in a prediction
+/// transformer whose output columns are exactly those ML.NET's evaluators and <c>PredictionEngine</c> expect.
+/// The options are copied when the trainer is made (changing them afterwards does not change this trainer).
 /// </summary>
 /// <typeparam name="TTransformer">ML.NET prediction transformer returned by <see cref="Fit(IDataView)"/>.</typeparam>
 /// <typeparam name="TModel">The trained model parameters held by the transformer.</typeparam>
@@ -26,8 +30,10 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
     {
         _env = env ?? throw new ArgumentNullException(nameof(env));
         Host = env.Register(name);
-        _options = options ?? throw new ArgumentNullException(nameof(options));
+        if (options is null) throw new ArgumentNullException(nameof(options));
         options.Validate();
+        _options = options.Copy();
+        TaskHead.RejectForeignOptions(_options, TaskName);
     }
 
     /// <summary>What ML.NET needs to know of this trainer: it wants normalized features and accepts validation data.</summary>
@@ -41,12 +47,11 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
     {
         if (trainData is null) throw new ArgumentNullException(nameof(trainData));
         var o = _options;
-        o.Validate();
         TorchEngine.EnsureLoaded();
         using var ch = Host.Start("Training");
-        TrainingData.CheckFeatureColumn(trainData.Schema, o.FeatureColumnName, "training");
-        var task = CreateTask(trainData.Schema);
-        TrainingData.CheckLabelColumn(trainData.Schema, o.LabelColumnName, task.LabelKind, "training");
+        var encoder = CreateEncoder(trainData.Schema);
+        var head = CreateHead(trainData.Schema);
+        head.CheckLabel(trainData.Schema, o.LabelColumnName, "training");
         InspectSchema(trainData.Schema);
         int seed = (_env as IHostEnvironmentInternal)?.Seed ?? Random.Shared.Next();
 
@@ -61,29 +66,29 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
 
         TorchEngine.SetThreads(o.NumberOfThreads);
         var device = TorchEngine.ResolveDevice(o.Device, o.FallbackToCpu, ch);
-        int classCount = task.LabelKind == LabelKind.Key ? task.OutputSize : 0;
-        using var trainSet = TrainingData.Load(Host, ch, train, o.FeatureColumnName, o.LabelColumnName, "training", task.LabelKind, classCount, o.Caching, o.MaximumCacheMegabytes);
-        using var validSet = validationData is null ? null
-            : TrainingData.Load(Host, ch, validationData, o.FeatureColumnName, o.LabelColumnName, "validation", task.LabelKind, classCount, o.Caching, o.MaximumCacheMegabytes);
-        if (validSet is not null && validSet.FeatureSize != trainSet.FeatureSize)
-            throw new ArgumentOutOfRangeException(nameof(validationData),
-                $"Feature column '{o.FeatureColumnName}' has {validSet.FeatureSize} values in the validation data but {trainSet.FeatureSize} in the training data.");
-
-        using (task)
+        try
         {
-            task.Prepare(trainSet, device);
-            var spec = CreateNetworkSpec(trainSet.FeatureSize, task.OutputSize);
+            using var trainSet = TrainingData.Load(ch, train, encoder, head, o.FeatureColumnName, o.LabelColumnName, "training", o.Caching, o.MaximumCacheMegabytes, o.CancellationToken);
+            using var validSet = validationData is null ? null
+                : TrainingData.Load(ch, validationData, encoder, head, o.FeatureColumnName, o.LabelColumnName, "validation", o.Caching, o.MaximumCacheMegabytes, o.CancellationToken);
+            head.Prepare(trainSet, device);
+            var spec = CreateNetworkSpec(encoder, head.OutputSize);
             torch.manual_seed(seed);
-            var network = CreateNetwork(spec, trainSet.FeatureSize, task.OutputSize, ch);
+            var network = CreateNetwork(spec, encoder, head.OutputSize, ch);
             if (device.type != DeviceType.CPU) network.to(device);
-            string description = spec.Describe(trainSet.FeatureSize, task.OutputSize);
+            string description = spec.Describe(encoder, head.OutputSize);
             ch.Info($"MLNetDeep: training {description} ({network.parameters().Sum(p => p.numel())} parameters) on {device.type}, "
                 + $"{trainSet.RowCount} rows, {o.NumberOfEpochs} epochs of batch {o.BatchSize}, {o.Optimizer} lr {o.LearningRate:G3}, seed {seed}.");
-            var loop = new TrainingLoop(Host, ch, o, task, network, trainSet, validSet, device, seed, $"{task.GetType().Name}: {description}, {o.Optimizer}");
+            var fingerprint = TrainingFingerprint.Of(o, spec, encoder, head, seed, trainSet, validSet);
+            var loop = new TrainingLoop(Host, ch, o, head, network, trainSet, validSet, device, seed, fingerprint);
             var history = loop.Run();
             if (device.type != DeviceType.CPU) network.to(torch.CPU);
-            var model = CreateModel(spec, network, trainSet.FeatureSize, task, history);
-            return CreateTransformer(model, trainData.Schema);
+            var model = CreateModel(new ModelCore(spec, network, encoder, head, history.ToArray()));
+            return (TTransformer)(object)new DeepPredictionTransformer<TModel>(Host, model, trainData.Schema, o.FeatureColumnName, o.LabelColumnName);
+        }
+        finally
+        {
+            head.Dispose(); // training-only tensors (class weights); the head's scoring state stays
         }
     }
 
@@ -93,34 +98,45 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
         if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
         if (!inputSchema.TryFindColumn(_options.FeatureColumnName, out var feature))
             throw new ArgumentOutOfRangeException(nameof(DeepTrainerOptions.FeatureColumnName), $"The input has no feature column '{_options.FeatureColumnName}'.");
-        if (feature.Kind != SchemaShape.Column.VectorKind.Vector || feature.ItemType != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(DeepTrainerOptions.FeatureColumnName),
-                $"Feature column '{_options.FeatureColumnName}' must be a known-size vector of Single (float), but is {feature.GetTypeString()}.");
+        CheckFeatureShape(feature);
         var columns = inputSchema.ToDictionary(c => c.Name);
-        foreach (var c in OutputColumns(inputSchema)) columns[c.Name] = c;
+        SchemaShape.Column? label = inputSchema.TryFindColumn(_options.LabelColumnName, out var l) ? l : null;
+        foreach (var c in OutputShape(label)) columns[c.Name] = c;
         return new SchemaShape(columns.Values);
     }
 
-    /// <summary>The options this trainer was made with.</summary>
+    /// <summary>The options this trainer was made with (its own copy).</summary>
     private protected DeepTrainerOptions TrainerOptions => _options;
+
+    /// <summary>The task: binary, multiclass, regression or forecasting.</summary>
+    private protected abstract string TaskName { get; }
+
+    /// <summary>Checks the feature column's shape for <see cref="GetOutputSchema"/>; families taking token sequences widen it.</summary>
+    private protected virtual void CheckFeatureShape(SchemaShape.Column feature)
+    {
+        if (feature.Kind != SchemaShape.Column.VectorKind.Vector || feature.ItemType != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(nameof(DeepTrainerOptions.FeatureColumnName),
+                $"Feature column '{_options.FeatureColumnName}' must be a known-size vector of Single (float), but is {feature.GetTypeString()}.");
+    }
+
+    /// <summary>How the family reads the feature column; dense float vectors unless the family says otherwise.</summary>
+    private protected virtual InputEncoder CreateEncoder(DataViewSchema schema) => DenseEncoder.FromSchema(schema, _options.FeatureColumnName, "training");
 
     /// <summary>Lets a family read what it needs of the training schema (e.g. image dimensions) before training.</summary>
     private protected virtual void InspectSchema(DataViewSchema schema) { }
 
     /// <summary>Builds the network to train; families override it to start from a trained model.</summary>
-    private protected virtual nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, int inputSize, int outputSize, IChannel ch)
-        => spec.Build(inputSize, outputSize);
+    private protected virtual nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch)
+        => spec.Build(input, outputSize);
 
-    /// <summary>The network family's architecture for these sizes.</summary>
-    private protected abstract NetworkSpec CreateNetworkSpec(int inputSize, int outputSize);
+    /// <summary>The network family's architecture for this input and number of outputs.</summary>
+    private protected abstract NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize);
 
-    private protected abstract TaskAdapter CreateTask(DataViewSchema schema);
+    private protected abstract TaskHead CreateHead(DataViewSchema schema);
 
-    private protected abstract TModel CreateModel(NetworkSpec spec, nn.Module<Tensor, Tensor> network, int inputSize, TaskAdapter task, List<EpochMetrics> history);
+    private protected abstract IEnumerable<SchemaShape.Column> OutputShape(SchemaShape.Column? label);
 
-    private protected abstract TTransformer CreateTransformer(TModel model, DataViewSchema trainSchema);
-
-    private protected abstract IEnumerable<SchemaShape.Column> OutputColumns(SchemaShape inputSchema);
+    private protected abstract TModel CreateModel(ModelCore core);
 }
 
 /// <summary>Base of binary-classification trainers: <c>bool</c> label; outputs Score (logit), Probability and PredictedLabel.</summary>
@@ -128,20 +144,10 @@ public abstract class DeepBinaryTrainerBase : DeepTrainerBase<DeepPredictionTran
 {
     private protected DeepBinaryTrainerBase(IHostEnvironment env, string name, DeepTrainerOptions options) : base(env, name, options) { }
 
-    private protected override TaskAdapter CreateTask(DataViewSchema schema) => new BinaryTask(TrainerOptions.PositiveClassWeight);
-
-    private protected override DeepBinaryModelParameters CreateModel(NetworkSpec spec, nn.Module<Tensor, Tensor> network, int inputSize, TaskAdapter task, List<EpochMetrics> history)
-        => new(Host, spec, network, inputSize, history);
-
-    private protected override DeepPredictionTransformer<DeepBinaryModelParameters> CreateTransformer(DeepBinaryModelParameters model, DataViewSchema trainSchema)
-        => new(Host, model, trainSchema, TrainerOptions.FeatureColumnName, null);
-
-    private protected override IEnumerable<SchemaShape.Column> OutputColumns(SchemaShape inputSchema) => new[]
-    {
-        new SchemaShape.Column(DefaultColumnNames.Score, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single, false, new SchemaShape(AnnotationUtils.GetTrainerOutputAnnotation())),
-        new SchemaShape.Column(DefaultColumnNames.Probability, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single, false, new SchemaShape(AnnotationUtils.GetTrainerOutputAnnotation(true))),
-        new SchemaShape.Column(DefaultColumnNames.PredictedLabel, SchemaShape.Column.VectorKind.Scalar, BooleanDataViewType.Instance, false, new SchemaShape(AnnotationUtils.GetTrainerOutputAnnotation())),
-    };
+    private protected override string TaskName => BinaryHead.KindName;
+    private protected override TaskHead CreateHead(DataViewSchema schema) => new BinaryHead(TrainerOptions.PositiveClassWeight);
+    private protected override IEnumerable<SchemaShape.Column> OutputShape(SchemaShape.Column? label) => new BinaryHead(1).OutputShape(label);
+    private protected override DeepBinaryModelParameters CreateModel(ModelCore core) => new(Host, core);
 }
 
 /// <summary>Base of multiclass trainers: key-typed label; outputs Score (class probabilities) and PredictedLabel (a key with the label's values).</summary>
@@ -149,32 +155,13 @@ public abstract class DeepMulticlassTrainerBase : DeepTrainerBase<DeepPrediction
 {
     private protected DeepMulticlassTrainerBase(IHostEnvironment env, string name, DeepTrainerOptions options) : base(env, name, options) { }
 
-    private protected override TaskAdapter CreateTask(DataViewSchema schema)
-    {
-        TrainingData.CheckLabelColumn(schema, TrainerOptions.LabelColumnName, LabelKind.Key, "training");
-        return new MulticlassTask(TrainingData.ClassCount(schema, TrainerOptions.LabelColumnName), TrainerOptions.ClassWeights, TrainerOptions.LabelSmoothing);
-    }
+    private protected override string TaskName => MulticlassHead.KindName;
 
-    private protected override DeepMulticlassModelParameters CreateModel(NetworkSpec spec, nn.Module<Tensor, Tensor> network, int inputSize, TaskAdapter task, List<EpochMetrics> history)
-        => new(Host, spec, network, inputSize, task.OutputSize, history);
+    private protected override TaskHead CreateHead(DataViewSchema schema) =>
+        new MulticlassHead(MulticlassHead.ClassCount(schema, TrainerOptions.LabelColumnName), TrainerOptions.ClassWeights, TrainerOptions.LabelSmoothing);
 
-    private protected override DeepPredictionTransformer<DeepMulticlassModelParameters> CreateTransformer(DeepMulticlassModelParameters model, DataViewSchema trainSchema)
-        => new(Host, model, trainSchema, TrainerOptions.FeatureColumnName, TrainerOptions.LabelColumnName);
-
-    private protected override IEnumerable<SchemaShape.Column> OutputColumns(SchemaShape inputSchema)
-    {
-        if (!inputSchema.TryFindColumn(TrainerOptions.LabelColumnName, out var label))
-            throw new ArgumentOutOfRangeException(nameof(DeepTrainerOptions.LabelColumnName), $"The input has no label column '{TrainerOptions.LabelColumnName}'.");
-        if (!label.IsKey)
-            throw new ArgumentOutOfRangeException(nameof(DeepTrainerOptions.LabelColumnName),
-                $"Label column '{TrainerOptions.LabelColumnName}' is {label.GetTypeString()}; expected a key type for multiclass classification (use mlContext.Transforms.Conversion.MapValueToKey).");
-        var annotations = new SchemaShape(label.Annotations.Where(a => a.Name == AnnotationUtils.Kinds.KeyValues).Concat(AnnotationUtils.GetTrainerOutputAnnotation()));
-        return new[]
-        {
-            new SchemaShape.Column(DefaultColumnNames.Score, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, new SchemaShape(AnnotationUtils.AnnotationsForMulticlassScoreColumn(label))),
-            new SchemaShape.Column(DefaultColumnNames.PredictedLabel, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true, annotations),
-        };
-    }
+    private protected override IEnumerable<SchemaShape.Column> OutputShape(SchemaShape.Column? label) => new MulticlassHead(2, null, 0).OutputShape(label);
+    private protected override DeepMulticlassModelParameters CreateModel(ModelCore core) => new(Host, core);
 }
 
 /// <summary>Base of regression trainers: <c>float</c> label; outputs Score.</summary>
@@ -182,19 +169,91 @@ public abstract class DeepRegressionTrainerBase : DeepTrainerBase<DeepPrediction
 {
     private protected DeepRegressionTrainerBase(IHostEnvironment env, string name, DeepTrainerOptions options) : base(env, name, options) { }
 
-    private protected override TaskAdapter CreateTask(DataViewSchema schema) => new RegressionTask(TrainerOptions.RegressionLoss, TrainerOptions.HuberDelta, TrainerOptions.StandardizeLabel);
+    private protected override string TaskName => RegressionHead.KindName;
+    private protected override TaskHead CreateHead(DataViewSchema schema) => new RegressionHead(TrainerOptions.RegressionLoss, TrainerOptions.HuberDelta, TrainerOptions.StandardizeLabel);
+    private protected override IEnumerable<SchemaShape.Column> OutputShape(SchemaShape.Column? label) => new RegressionHead(RegressionLoss.SquaredError, 1, true).OutputShape(label);
+    private protected override DeepRegressionModelParameters CreateModel(ModelCore core) => new(Host, core);
+}
 
-    private protected override DeepRegressionModelParameters CreateModel(NetworkSpec spec, nn.Module<Tensor, Tensor> network, int inputSize, TaskAdapter task, List<EpochMetrics> history)
+/// <summary>Base of forecasting trainers: a known-size <c>vector&lt;float&gt;</c> label of H future values; outputs Score, a vector of H values.</summary>
+public abstract class DeepForecastTrainerBase : DeepTrainerBase<DeepPredictionTransformer<DeepForecastModelParameters>, DeepForecastModelParameters>
+{
+    private protected DeepForecastTrainerBase(IHostEnvironment env, string name, DeepTrainerOptions options) : base(env, name, options) { }
+
+    private protected override string TaskName => ForecastHead.KindName;
+
+    private protected override TaskHead CreateHead(DataViewSchema schema) =>
+        new ForecastHead(ForecastHead.Horizon(schema, TrainerOptions.LabelColumnName), TrainerOptions.RegressionLoss, TrainerOptions.HuberDelta, TrainerOptions.StandardizeLabel);
+
+    private protected override IEnumerable<SchemaShape.Column> OutputShape(SchemaShape.Column? label) => new ForecastHead(1, RegressionLoss.SquaredError, 1, true).OutputShape(label);
+    private protected override DeepForecastModelParameters CreateModel(ModelCore core) => new(Host, core);
+}
+
+/// <summary>
+/// What identifies a training run for its checkpoint: every option that changes training, the network (its full
+/// description), the input, the task, the seed and the data (row count and a hash of the first rows). A checkpoint
+/// written for another run is refused, naming what differs.
+/// </summary>
+internal static class TrainingFingerprint
+{
+    // Options that do not change what is trained: where and how it is watched, stored or run.
+    private static readonly HashSet<string> Ignored = new(StringComparer.Ordinal)
     {
-        var r = (RegressionTask)task;
-        return new(Host, spec, network, inputSize, r.Mean, r.Scale, history);
+        nameof(DeepTrainerOptions.CheckpointDirectory), nameof(DeepTrainerOptions.CancellationToken), nameof(DeepTrainerOptions.EpochCallback),
+        nameof(DeepTrainerOptions.ShowProgress), nameof(DeepTrainerOptions.PlotDirectory), nameof(DeepTrainerOptions.NumberOfThreads),
+        nameof(DeepTrainerOptions.Device), nameof(DeepTrainerOptions.FallbackToCpu), nameof(DeepTrainerOptions.Caching),
+        nameof(DeepTrainerOptions.MaximumCacheMegabytes), nameof(DeepTrainerOptions.ValidationData), nameof(DeepTrainerOptions.FeatureColumnName),
+        nameof(DeepTrainerOptions.LabelColumnName), "Architecture", "BaseModel",
+    };
+
+    public static string Of(DeepTrainerOptions o, NetworkSpec spec, InputEncoder encoder, TaskHead head, int seed, TrainingData train, TrainingData? valid)
+    {
+        var entries = new List<(string, string)>
+        {
+            ("task", $"{head.Kind} with {head.OutputSize} outputs"),
+            ("network", $"{spec.Describe(encoder, head.OutputSize)} [{Hash(w => spec.Write(w))}]"),
+            ("input", $"{encoder.Describe()} [{Hash(w => encoder.Write(w))}]"),
+            ("seed", seed.ToString(CultureInfo.InvariantCulture)),
+            ("training data", train.Fingerprint),
+            ("validation data", valid?.Fingerprint ?? "none"),
+        };
+        bool scheduleSpansEpochs = o.Schedule is LearningRateSchedule.Cosine or LearningRateSchedule.OneCycle;
+        foreach (var p in o.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance).OrderBy(p => p.Name, StringComparer.Ordinal))
+        {
+            if (Ignored.Contains(p.Name) || p.GetIndexParameters().Length > 0) continue;
+            if (p.Name == nameof(DeepTrainerOptions.NumberOfEpochs) && !scheduleSpansEpochs) continue; // more epochs may continue a run
+            entries.Add((p.Name, Format(p.GetValue(o))));
+        }
+        return string.Join("\n", entries.Select(e => $"{e.Item1}={e.Item2}"));
     }
 
-    private protected override DeepPredictionTransformer<DeepRegressionModelParameters> CreateTransformer(DeepRegressionModelParameters model, DataViewSchema trainSchema)
-        => new(Host, model, trainSchema, TrainerOptions.FeatureColumnName, null);
-
-    private protected override IEnumerable<SchemaShape.Column> OutputColumns(SchemaShape inputSchema) => new[]
+    /// <summary>The entries of two fingerprints that differ, for the refusal message.</summary>
+    public static string Differences(string saved, string current)
     {
-        new SchemaShape.Column(DefaultColumnNames.Score, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single, false, new SchemaShape(AnnotationUtils.GetTrainerOutputAnnotation())),
+        static Dictionary<string, string> Parse(string f) => f.Split('\n')
+            .Select(l => l.Split('=', 2)).Where(p => p.Length == 2).GroupBy(p => p[0]).ToDictionary(g => g.Key, g => g.First()[1]);
+        var a = Parse(saved);
+        var b = Parse(current);
+        var diffs = a.Keys.Union(b.Keys).Where(k => !a.TryGetValue(k, out var x) || !b.TryGetValue(k, out var y) || x != y)
+            .Select(k => $"{k} (checkpoint: {(a.TryGetValue(k, out var x) ? x : "absent")}; now: {(b.TryGetValue(k, out var y) ? y : "absent")})").ToList();
+        return diffs.Count == 0 ? "an unreadable fingerprint" : string.Join("; ", diffs);
+    }
+
+    private static string Format(object? v) => v switch
+    {
+        null => "null",
+        string s => s,
+        double d => d.ToString("R", CultureInfo.InvariantCulture),
+        float f => f.ToString("R", CultureInfo.InvariantCulture),
+        System.Collections.IEnumerable e => "[" + string.Join(", ", e.Cast<object?>().Select(Format)) + "]",
+        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        _ => v.ToString() ?? "",
     };
+
+    private static string Hash(Action<BinaryWriter> write)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) write(w);
+        return Convert.ToHexString(SHA256.HashData(ms.ToArray()), 0, 8);
+    }
 }

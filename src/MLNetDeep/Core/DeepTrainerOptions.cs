@@ -236,6 +236,21 @@ public abstract class DeepTrainerOptions
         Require(PlotDirectory is null || !string.IsNullOrWhiteSpace(PlotDirectory), nameof(PlotDirectory), "must name a directory or be null");
     }
 
+    /// <summary>
+    /// Test hook: called before every training batch with the 0-based epoch and batch, after the cancellation checks
+    /// have passed (so a test can cancel at batch k and see that batch k + 1 never starts).
+    /// </summary>
+    internal Action<int, long>? BatchStarting { get; set; }
+
+    /// <summary>A copy the trainer keeps: later changes to these options do not change a trainer already made.</summary>
+    internal DeepTrainerOptions Copy()
+    {
+        var copy = (DeepTrainerOptions)MemberwiseClone();
+        foreach (var p in GetType().GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+            if (p.PropertyType.IsArray && p.CanWrite && p.GetValue(this) is Array a) p.SetValue(copy, a.Clone());
+        return copy;
+    }
+
     /// <summary>Sets the options every catalog method's simple overload takes; returns this.</summary>
     internal T WithBasics<T>(string label, string features, int epochs, int batchSize, double learningRate) where T : DeepTrainerOptions
     {

@@ -4,6 +4,7 @@ using static TorchSharp.torch;
 namespace MLNetDeep;
 
 /// <summary>A multilayer perceptron: [Linear → (BatchNorm) → activation → (Dropout)] per hidden layer, then a Linear head.</summary>
+[NetworkFamily(KindName)]
 internal sealed class MlpNetworkSpec : NetworkSpec
 {
     public const string KindName = "mlp";
@@ -21,10 +22,9 @@ internal sealed class MlpNetworkSpec : NetworkSpec
         BatchNorm = batchNorm;
     }
 
-    public override string Kind => KindName;
-
-    public override nn.Module<Tensor, Tensor> Build(int inputSize, int outputSize)
+    public override nn.Module<Tensor, Tensor> Build(InputEncoder input, int outputSize)
     {
+        int inputSize = DenseSize(input, "MLP");
         var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
         int width = inputSize;
         for (int i = 0; i < HiddenLayers.Length; i++)
@@ -44,8 +44,8 @@ internal sealed class MlpNetworkSpec : NetworkSpec
         return nn.Sequential(layers);
     }
 
-    public override string Describe(int inputSize, int outputSize) =>
-        $"MLP {inputSize} -> [{string.Join(", ", HiddenLayers)}] -> {outputSize}, {Activation}"
+    public override string Describe(InputEncoder input, int outputSize) =>
+        $"MLP {(input as DenseEncoder)?.Size} -> [{string.Join(", ", HiddenLayers)}] -> {outputSize}, {Activation}"
         + (BatchNorm ? ", batch norm" : "") + (Dropout > 0 ? $", dropout {Dropout}" : "");
 
     protected override void WriteBody(BinaryWriter writer)

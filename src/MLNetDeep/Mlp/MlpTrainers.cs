@@ -41,7 +41,7 @@ public sealed class MlpBinaryTrainer : DeepBinaryTrainerBase
 
     internal MlpBinaryTrainer(IHostEnvironment env, Options options) : base(env, nameof(MlpBinaryTrainer), options) { }
 
-    private protected override NetworkSpec CreateNetworkSpec(int inputSize, int outputSize) => ((MlpOptions)TrainerOptions).ToSpec();
+    private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => ((MlpOptions)TrainerOptions).ToSpec();
 }
 
 /// <summary>Trains a multilayer perceptron for multiclass classification (key-typed label).</summary>
@@ -52,7 +52,7 @@ public sealed class MlpMulticlassTrainer : DeepMulticlassTrainerBase
 
     internal MlpMulticlassTrainer(IHostEnvironment env, Options options) : base(env, nameof(MlpMulticlassTrainer), options) { }
 
-    private protected override NetworkSpec CreateNetworkSpec(int inputSize, int outputSize) => ((MlpOptions)TrainerOptions).ToSpec();
+    private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => ((MlpOptions)TrainerOptions).ToSpec();
 }
 
 /// <summary>Trains a multilayer perceptron for regression (<c>float</c> label).</summary>
@@ -63,7 +63,7 @@ public sealed class MlpRegressionTrainer : DeepRegressionTrainerBase
 
     internal MlpRegressionTrainer(IHostEnvironment env, Options options) : base(env, nameof(MlpRegressionTrainer), options) { }
 
-    private protected override NetworkSpec CreateNetworkSpec(int inputSize, int outputSize) => ((MlpOptions)TrainerOptions).ToSpec();
+    private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => ((MlpOptions)TrainerOptions).ToSpec();
 }
 
 /// <summary>Catalog extensions: <c>mlContext.{BinaryClassification,MulticlassClassification,Regression}.Trainers.Mlp(...)</c>.</summary>
@@ -125,4 +125,43 @@ public static class MlpCatalog
         if (hidden is not null) o.HiddenLayers = hidden;
         return o.WithBasics<T>(label, features, epochs, batchSize, lr);
     }
+}
+
+/// <summary>
+/// Trains a multilayer perceptron to forecast the next H values of a series from a window of past values: features a
+/// known-size <c>vector&lt;float&gt;</c> (see <see cref="ForecastWindows"/>), label a <c>vector&lt;float&gt;</c> of H values.
+/// </summary>
+public sealed class MlpForecaster : DeepForecastTrainerBase
+{
+    /// <summary>Options of <see cref="MlpForecaster"/>.</summary>
+    public sealed class Options : MlpOptions { }
+
+    internal MlpForecaster(IHostEnvironment env, Options options) : base(env, nameof(MlpForecaster), options) { }
+
+    private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => ((MlpOptions)TrainerOptions).ToSpec();
+}
+
+/// <summary>Catalog extension: <c>mlContext.Forecasting.Trainers.Mlp(...)</c>.</summary>
+public static class MlpForecastingCatalog
+{
+    /// <summary>A multilayer-perceptron forecaster: a window of past values → the next H values.</summary>
+    /// <param name="catalog">The forecasting trainer catalog.</param>
+    /// <param name="labelColumnName">Label column: a vector of the H values to forecast.</param>
+    /// <param name="featureColumnName">The window: a known-size vector of float.</param>
+    /// <param name="hiddenLayers">Hidden layer widths; default { 128, 64 }.</param>
+    /// <param name="numberOfEpochs">Passes over the data.</param>
+    /// <param name="batchSize">Windows per mini-batch.</param>
+    /// <param name="learningRate">AdamW learning rate.</param>
+    public static MlpForecaster Mlp(this ForecastingCatalog.Forecasters catalog,
+        string labelColumnName = DefaultColumnNames.Label, string featureColumnName = DefaultColumnNames.Features,
+        int[]? hiddenLayers = null, int numberOfEpochs = 100, int batchSize = 32, double learningRate = 1e-3)
+    {
+        var o = new MlpForecaster.Options();
+        if (hiddenLayers is not null) o.HiddenLayers = hiddenLayers;
+        return Mlp(catalog, o.WithBasics<MlpForecaster.Options>(labelColumnName, featureColumnName, numberOfEpochs, batchSize, learningRate));
+    }
+
+    /// <summary>A multilayer-perceptron forecaster with all options.</summary>
+    public static MlpForecaster Mlp(this ForecastingCatalog.Forecasters catalog, MlpForecaster.Options options)
+        => new(CatalogUtils.GetEnvironment(catalog), options ?? throw new ArgumentNullException(nameof(options)));
 }

@@ -15,7 +15,7 @@ internal sealed class TrainingLoop
     private readonly IHost _host;
     private readonly IChannel _ch;
     private readonly DeepTrainerOptions _o;
-    private readonly TaskAdapter _task;
+    private readonly TaskHead _task;
     private readonly nn.Module<Tensor, Tensor> _net;
     private readonly TrainingData _train;
     private readonly TrainingData? _valid;
@@ -24,7 +24,7 @@ internal sealed class TrainingLoop
     private readonly string _fingerprint;
     private readonly bool _hasBatchNorm;
 
-    public TrainingLoop(IHost host, IChannel ch, DeepTrainerOptions options, TaskAdapter task, nn.Module<Tensor, Tensor> network,
+    public TrainingLoop(IHost host, IChannel ch, DeepTrainerOptions options, TaskHead task, nn.Module<Tensor, Tensor> network,
         TrainingData train, TrainingData? valid, Device device, int seed, string fingerprint)
     {
         _host = host;
@@ -54,8 +54,8 @@ internal sealed class TrainingLoop
         if (_o.CheckpointDirectory is string dir && CheckpointState.TryLoad(dir) is CheckpointState saved)
         {
             if (saved.Fingerprint != _fingerprint)
-                throw new InvalidOperationException($"The checkpoint in '{dir}' was written for another network or task ({saved.Fingerprint}); "
-                    + $"this training is {_fingerprint}. Use another CheckpointDirectory or delete '{Path.Combine(dir, CheckpointState.FileName)}'.");
+                throw new InvalidOperationException($"The checkpoint in '{dir}' was written for another network, data or options; it differs in "
+                    + $"{TrainingFingerprint.Differences(saved.Fingerprint, _fingerprint)}. Use another CheckpointDirectory or delete '{Path.Combine(dir, CheckpointState.FileName)}'.");
             state = saved;
             using (var ms = new MemoryStream(saved.Weights)) _net.load(ms);
             if (saved.OptimizerState.Length > 0)
@@ -153,13 +153,15 @@ internal sealed class TrainingLoop
         double lossSum = 0;
         long rows = 0, batch = 0;
         var progress = _o.ShowProgress ? new ConsoleProgress(epoch + 1, _o.NumberOfEpochs, batchesPerEpoch) : null;
-        using var batches = _train.Batches(_o.BatchSize, shuffle, _device, dropSingletonLast: _hasBatchNorm, _o.ShufflePoolRows).GetEnumerator();
+        bool bucket = _o is SequenceOptions { BucketByLength: true };
+        using var batches = _train.Batches(_o.BatchSize, shuffle, _device, dropSingletonLast: _hasBatchNorm, _o.ShufflePoolRows, bucket).GetEnumerator();
         while (true)
         {
             _host.CheckAlive();
             _o.CancellationToken.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
             if (!batches.MoveNext()) break;
+            _o.BatchStarting?.Invoke(epoch, batch);
             var (x, y) = batches.Current;
             double lr = schedule.Rate(epoch, batch);
             optimizer.LearningRate = lr;
@@ -207,7 +209,7 @@ internal sealed class TrainingLoop
             _task.Accumulate(output, y, acc);
         }
         _net.train();
-        return (lossSum / Math.Max(1, rows), _task.LabelKind == LabelKind.Float ? acc.RSquared : acc.Accuracy);
+        return (lossSum / Math.Max(1, rows), _task.Metric(acc));
     }
 }
 

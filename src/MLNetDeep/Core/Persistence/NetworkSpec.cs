@@ -32,19 +32,45 @@ internal interface IEpochAware
 }
 
 /// <summary>
+/// Marks a network family's spec class, which must have a <c>public static TSpec ReadBody(BinaryReader)</c>: the family
+/// registers its reader from its own folder, and the model loader finds it by <see cref="Kind"/>.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, Inherited = false)]
+internal sealed class NetworkFamilyAttribute : Attribute
+{
+    public NetworkFamilyAttribute(string kind) => Kind = kind;
+
+    /// <summary>The name the family's specs are written under in model files.</summary>
+    public string Kind { get; }
+}
+
+/// <summary>
 /// A network family's description of its architecture: written into the model file and rebuilt from it, so that
 /// a saved model needs no code of the user's to load. The engine types stay behind this class.
 /// </summary>
 internal abstract class NetworkSpec
 {
-    /// <summary>Identifies the family in the model file.</summary>
-    public abstract string Kind { get; }
+    private static readonly Lazy<Dictionary<string, Func<BinaryReader, NetworkSpec>>> Readers = new(() =>
+    {
+        var readers = new Dictionary<string, Func<BinaryReader, NetworkSpec>>(StringComparer.Ordinal);
+        foreach (var type in typeof(NetworkSpec).Assembly.GetTypes())
+        {
+            if (type.GetCustomAttributes(typeof(NetworkFamilyAttribute), false) is not [NetworkFamilyAttribute family]) continue;
+            var read = type.GetMethod("ReadBody", System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static, new[] { typeof(BinaryReader) })
+                ?? throw new InvalidOperationException($"Network family {type.Name} has no public static ReadBody(BinaryReader).");
+            readers.Add(family.Kind, r => (NetworkSpec)read.Invoke(null, new object[] { r })!);
+        }
+        return readers;
+    });
 
-    /// <summary>Builds the network (freshly initialised) for the given input and output sizes.</summary>
-    public abstract nn.Module<Tensor, Tensor> Build(int inputSize, int outputSize);
+    /// <summary>Identifies the family in the model file (its <see cref="NetworkFamilyAttribute"/>).</summary>
+    public string Kind => ((NetworkFamilyAttribute)GetType().GetCustomAttributes(typeof(NetworkFamilyAttribute), false).Single()).Kind;
 
-    /// <summary>A one-line human-readable description, also used to recognise a matching checkpoint.</summary>
-    public abstract string Describe(int inputSize, int outputSize);
+    /// <summary>Builds the network (freshly initialised) for the given input and number of outputs.</summary>
+    public abstract nn.Module<Tensor, Tensor> Build(InputEncoder input, int outputSize);
+
+    /// <summary>A one-line human-readable description.</summary>
+    public abstract string Describe(InputEncoder input, int outputSize);
 
     protected abstract void WriteBody(BinaryWriter writer);
 
@@ -54,17 +80,23 @@ internal abstract class NetworkSpec
         WriteBody(writer);
     }
 
-    /// <summary>Reads a spec written by <see cref="Write"/>; each family registers its reader here.</summary>
+    /// <summary>Reads a spec written by <see cref="Write"/> through the reader its family registered.</summary>
     public static NetworkSpec Read(BinaryReader reader)
     {
         string kind = reader.ReadString();
-        return kind switch
+        if (!Readers.Value.TryGetValue(kind, out var read))
+            throw new InvalidDataException($"This model uses the network family '{kind}', which this version of MLNetDeep does not know. Update the MLNetDeep package.");
+        try { return read(reader); }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
         {
-            MlpNetworkSpec.KindName => MlpNetworkSpec.ReadBody(reader),
-            CnnNetworkSpec.KindName => CnnNetworkSpec.ReadBody(reader),
-            _ => throw new InvalidDataException($"This model uses the network family '{kind}', which this version of MLNetDeep does not know. Update the MLNetDeep package."),
-        };
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerException).Throw();
+            throw;
+        }
     }
+
+    /// <summary>The dense input size a family of fixed-size vectors needs.</summary>
+    private protected static int DenseSize(InputEncoder input, string family) => input is DenseEncoder d ? d.Size
+        : throw new ArgumentOutOfRangeException(nameof(DeepTrainerOptions.FeatureColumnName), $"{family} networks read a known-size vector of floats, not {input.Describe()}.");
 
     /// <summary>The module for an activation.</summary>
     public static nn.Module<Tensor, Tensor> CreateActivation(DeepActivation a) => a switch

@@ -5,7 +5,7 @@ internal sealed class CheckpointState
 {
     public const string FileName = "mlnetdeep-checkpoint.bin";
     private const string Magic = "MLNetDeep checkpoint";
-    private const int Format = 1;
+    private const int Format = 2; // 2: the fingerprint lists every training option and the data
 
     public string Fingerprint = "";
     public int CompletedEpochs;

@@ -10,6 +10,7 @@ using static TorchSharp.torch;
 [assembly: LoadableClass(typeof(ITransformer), typeof(DeepPredictionTransformerLoader), null, typeof(SignatureLoadModel), "MLNetDeep binary prediction transformer", DeepPredictionTransformerLoader.BinarySignature)]
 [assembly: LoadableClass(typeof(ITransformer), typeof(DeepPredictionTransformerLoader), null, typeof(SignatureLoadModel), "MLNetDeep multiclass prediction transformer", DeepPredictionTransformerLoader.MulticlassSignature)]
 [assembly: LoadableClass(typeof(ITransformer), typeof(DeepPredictionTransformerLoader), null, typeof(SignatureLoadModel), "MLNetDeep regression prediction transformer", DeepPredictionTransformerLoader.RegressionSignature)]
+[assembly: LoadableClass(typeof(ITransformer), typeof(DeepPredictionTransformerLoader), null, typeof(SignatureLoadModel), "MLNetDeep forecasting prediction transformer", DeepPredictionTransformerLoader.ForecastSignature)]
 
 namespace MLNetDeep;
 
@@ -18,7 +19,8 @@ namespace MLNetDeep;
 /// and annotations, so the stock evaluators, <c>MapKeyToValue</c>, <c>PredictionEngine</c> and permutation feature
 /// importance work unchanged: binary <c>Score</c> (logit), <c>Probability</c>, <c>PredictedLabel</c> (bool);
 /// multiclass <c>Score</c> (class probabilities, slot names = class names) and <c>PredictedLabel</c> (a key with the
-/// training label's values); regression <c>Score</c>. <see cref="ITransformer.Transform"/> runs the network on
+/// training label's values); regression <c>Score</c>; forecasting <c>Score</c> (a vector of the horizon's values).
+/// <see cref="ITransformer.Transform"/> runs the network on
 /// batches of rows (a lookahead cursor reads the features), <c>PredictionEngine</c> one row at a time.
 /// </summary>
 /// <typeparam name="TModel">The model parameters.</typeparam>
@@ -53,7 +55,7 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
         _labelColumnName = labelColumnName;
         var keep = new DataViewSchema.Builder();
         keep.AddColumn(featureColumnName, trainSchema[featureColumnName].Type, trainSchema[featureColumnName].Annotations);
-        if (model is DeepMulticlassModelParameters && labelColumnName is not null)
+        if (model.Head is MulticlassHead && labelColumnName is not null)
             keep.AddColumn(labelColumnName, trainSchema[labelColumnName].Type, trainSchema[labelColumnName].Annotations);
         _trainSchema = keep.ToSchema();
         FeatureColumnType = _trainSchema[featureColumnName].Type;
@@ -61,19 +63,8 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
 
     // ---------------------------------------------------------------- schema
 
-    private int ScoreWidth => Model is DeepMulticlassModelParameters m ? m.ClassCount : 1;
-
-    /// <summary>Checks the features column of <paramref name="inputSchema"/>; returns its index.</summary>
-    private int CheckFeatures(DataViewSchema inputSchema)
-    {
-        var col = inputSchema.GetColumnOrNull(FeatureColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(inputSchema), $"The input has no features column '{FeatureColumnName}', which the MLNetDeep model reads.");
-        var expected = new VectorDataViewType(NumberDataViewType.Single, Model.InputSize);
-        if (col.Type is not VectorDataViewType vt || vt.ItemType != NumberDataViewType.Single || vt.Size != Model.InputSize)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Incompatible features column type: the features column '{FeatureColumnName}' is '{col.Type}', but the MLNetDeep model was trained on '{expected}'.");
-        return col.Index;
-    }
+    /// <summary>Checks the features column of <paramref name="inputSchema"/> against what the model was trained on.</summary>
+    private void CheckFeatures(DataViewSchema inputSchema) => Model.Encoder.CheckColumn(inputSchema, FeatureColumnName, "input");
 
     /// <summary>The input columns plus the prediction columns.</summary>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
@@ -86,52 +77,8 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
         return b.ToSchema();
     }
 
-    private List<(string Name, DataViewType Type, DataViewSchema.Annotations Annotations)> OutputColumns()
-    {
-        static DataViewSchema.Annotations Kinds(string columnKind, string valueKind, Action<DataViewSchema.Annotations.Builder>? more = null)
-        {
-            var a = new DataViewSchema.Annotations.Builder();
-            a.Add(AnnotationUtils.Kinds.ScoreColumnKind, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = columnKind.AsMemory());
-            a.Add(AnnotationUtils.Kinds.ScoreValueKind, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = valueKind.AsMemory());
-            more?.Invoke(a);
-            return a.ToAnnotations();
-        }
-
-        var list = new List<(string, DataViewType, DataViewSchema.Annotations)>();
-        switch (Model)
-        {
-            case DeepBinaryModelParameters:
-                list.Add((DefaultColumnNames.Score, NumberDataViewType.Single, Kinds(AnnotationUtils.Const.ScoreColumnKind.BinaryClassification, AnnotationUtils.Const.ScoreValueKind.Score)));
-                list.Add((DefaultColumnNames.Probability, NumberDataViewType.Single, Kinds(AnnotationUtils.Const.ScoreColumnKind.BinaryClassification, AnnotationUtils.Const.ScoreValueKind.Probability,
-                    a => a.Add(AnnotationUtils.Kinds.IsNormalized, BooleanDataViewType.Instance, (ref bool v) => v = true))));
-                list.Add((DefaultColumnNames.PredictedLabel, BooleanDataViewType.Instance, Kinds(AnnotationUtils.Const.ScoreColumnKind.BinaryClassification, AnnotationUtils.Const.ScoreValueKind.PredictedLabel)));
-                break;
-            case DeepMulticlassModelParameters m:
-            {
-                int k = m.ClassCount;
-                var label = _labelColumnName is null ? (DataViewSchema.Column?)null : _trainSchema.GetColumnOrNull(_labelColumnName);
-                var keyValues = label?.Annotations.Schema.GetColumnOrNull(AnnotationUtils.Kinds.KeyValues);
-                list.Add((DefaultColumnNames.Score, new VectorDataViewType(NumberDataViewType.Single, k),
-                    Kinds(AnnotationUtils.Const.ScoreColumnKind.MulticlassClassification, AnnotationUtils.Const.ScoreValueKind.Score, a =>
-                    {
-                        if (keyValues is { Type: VectorDataViewType { ItemType: TextDataViewType } kvType } && kvType.Size == k)
-                        {
-                            var getter = label!.Value.Annotations.GetGetter<VBuffer<ReadOnlyMemory<char>>>(keyValues.Value);
-                            a.Add(AnnotationUtils.Kinds.SlotNames, new VectorDataViewType(TextDataViewType.Instance, k), getter);
-                        }
-                    })));
-                var predicted = new DataViewSchema.Annotations.Builder();
-                if (keyValues is not null) predicted.Add(label!.Value.Annotations, n => n == AnnotationUtils.Kinds.KeyValues);
-                predicted.Add(Kinds(AnnotationUtils.Const.ScoreColumnKind.MulticlassClassification, AnnotationUtils.Const.ScoreValueKind.PredictedLabel), _ => true);
-                list.Add((DefaultColumnNames.PredictedLabel, new KeyDataViewType(typeof(uint), k), predicted.ToAnnotations()));
-                break;
-            }
-            default:
-                list.Add((DefaultColumnNames.Score, NumberDataViewType.Single, Kinds(AnnotationUtils.Const.ScoreColumnKind.Regression, AnnotationUtils.Const.ScoreValueKind.Score)));
-                break;
-        }
-        return list;
-    }
+    private IReadOnlyList<(string Name, DataViewType Type, DataViewSchema.Annotations Annotations)> OutputColumns()
+        => Model.Head.OutputColumns(_labelColumnName is null ? null : _trainSchema.GetColumnOrNull(_labelColumnName));
 
     // ---------------------------------------------------------------- scoring
 
@@ -149,56 +96,22 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
         return new RowMapper(this, inputSchema, GetOutputSchema(inputSchema));
     }
 
-    /// <summary>Turns the network's raw outputs of one row into the values of the prediction columns.</summary>
+    /// <summary>The raw outputs and post-processed values of the current row, and the prediction columns' getters.</summary>
     private sealed class RowValues
     {
-        private readonly DeepModelParameters _model;
+        private readonly TaskHead _head;
         public readonly float[] Raw;
-        public readonly float[] Probabilities;
+        public readonly float[] Values;
 
-        public RowValues(DeepModelParameters model, int width)
+        public RowValues(DeepModelParameters model)
         {
-            _model = model;
-            Raw = new float[width];
-            Probabilities = new float[width];
+            _head = model.Head;
+            Raw = new float[model.OutputSize];
+            Values = new float[model.Head.ValueWidth];
         }
 
-        public void Finish()
-        {
-            if (_model is DeepMulticlassModelParameters) DeepMulticlassModelParameters.Softmax(Raw, Probabilities);
-            else if (_model is DeepBinaryModelParameters) Probabilities[0] = 1f / (1f + MathF.Exp(-Raw[0]));
-            else if (_model is DeepRegressionModelParameters r) Probabilities[0] = (float)(Raw[0] * r.LabelScale + r.LabelMean);
-        }
-
-        /// <summary>A getter for output column <paramref name="which"/> (0 = Score, 1 = Probability or PredictedLabel, 2 = PredictedLabel).</summary>
-        public Delegate Getter(int which, Action ensure)
-        {
-            switch (_model)
-            {
-                case DeepBinaryModelParameters:
-                    if (which == 0) return (ValueGetter<float>)((ref float v) => { ensure(); v = Raw[0]; });
-                    if (which == 1) return (ValueGetter<float>)((ref float v) => { ensure(); v = Probabilities[0]; });
-                    return (ValueGetter<bool>)((ref bool v) => { ensure(); v = Raw[0] > 0; });
-                case DeepMulticlassModelParameters:
-                    if (which == 0)
-                        return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> v) =>
-                        {
-                            ensure();
-                            var editor = VBufferEditor.Create(ref v, Probabilities.Length);
-                            Probabilities.AsSpan().CopyTo(editor.Values);
-                            v = editor.Commit();
-                        });
-                    return (ValueGetter<uint>)((ref uint v) =>
-                    {
-                        ensure();
-                        int best = 0;
-                        for (int i = 1; i < Raw.Length; i++) if (Raw[i] > Raw[best]) best = i;
-                        v = (uint)best + 1;
-                    });
-                default:
-                    return (ValueGetter<float>)((ref float v) => { ensure(); v = Probabilities[0]; });
-            }
-        }
+        /// <summary>A getter for output column <paramref name="which"/>, in the head's column order.</summary>
+        public Delegate Getter(int which, Action ensure) => _head.Getter(which, ensure, Raw, Values);
     }
 
     /// <summary>The lazily scored IDataView.</summary>
@@ -233,43 +146,34 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
     /// </summary>
     private sealed class ScoredCursor : DataViewRowCursor
     {
-        private readonly DeepPredictionTransformer<TModel> _parent;
         private readonly DataViewRowCursor _input;
         private readonly int _inputCount;
         private readonly bool[] _outputActive;
         private readonly DataViewRowCursor? _ahead;
-        private readonly ValueGetter<VBuffer<float>>? _features;
-        private readonly int _batchSize, _d, _width;
-        private readonly float[,]? _xBuf;
-        private readonly Tensor? _x;
-        private readonly float[] _raw;
+        private readonly DeepModelParameters.RowRunner? _runner;
+        private readonly int _batchSize, _width, _valueWidth;
         private readonly RowValues _values;
         private int _batchLen, _inBatch = -1;
-        private long _valuesFor = -1;
-        private VBuffer<float> _buffer;
+        private long _valuesFor = -1, _aheadRow;
 
         public ScoredCursor(DeepPredictionTransformer<TModel> parent, IDataView input, DataViewSchema schema, IEnumerable<DataViewSchema.Column> columnsNeeded)
         {
-            _parent = parent;
             Schema = schema;
             _inputCount = input.Schema.Count;
             var needed = columnsNeeded.ToList();
             _input = input.GetRowCursor(needed.Where(c => c.Index < _inputCount).Select(c => input.Schema[c.Index]));
             _outputActive = new bool[schema.Count - _inputCount];
             foreach (var c in needed.Where(c => c.Index >= _inputCount)) _outputActive[c.Index - _inputCount] = true;
-            _d = parent.Model.InputSize;
-            _width = parent.ScoreWidth;
+            _width = parent.Model.OutputSize;
+            _valueWidth = parent.Model.Head.ValueWidth;
             _batchSize = Math.Max(1, parent.ScoringBatchSize);
-            _raw = new float[_batchSize * _width];
-            _values = new RowValues(parent.Model, _width);
+            _values = new RowValues(parent.Model);
             if (_outputActive.Any(a => a))
             {
-                TorchEngine.EnsureLoaded();
                 var featureCol = input.Schema[parent.FeatureColumnName];
                 _ahead = input.GetRowCursor(new[] { featureCol });
-                _features = _ahead.GetGetter<VBuffer<float>>(featureCol);
-                _xBuf = new float[_batchSize, _d];
-                _x = torch.from_array(_xBuf).DetachFromDisposeScope();
+                _runner = new DeepModelParameters.RowRunner(parent.Model, _batchSize);
+                _runner.Store.Bind(_ahead, featureCol);
             }
         }
 
@@ -294,34 +198,21 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
 
         private void ScoreNextBatch()
         {
-            int n = 0;
-            var span = MemoryMarshal.CreateSpan(ref _xBuf![0, 0], _batchSize * _d);
-            while (n < _batchSize && _ahead!.MoveNext())
-            {
-                _features!(ref _buffer);
-                if (_buffer.Length != _d)
-                    throw new InvalidOperationException($"The features column '{_parent.FeatureColumnName}' has {_buffer.Length} values in row {_ahead.Position}, expected {_d}.");
-                _buffer.CopyTo(span.Slice(n * _d, _d));
-                n++;
-            }
-            if (n == 0)
+            var store = _runner!.Store;
+            store.Clear();
+            while (store.Count < _batchSize && _ahead!.MoveNext()) store.Append(_aheadRow++, "input");
+            if (store.Count == 0)
                 throw new InvalidOperationException("The input produced fewer rows for the features than for the other columns.");
-            using (torch.no_grad())
-            using (var scope = torch.NewDisposeScope())
-            {
-                var x = n == _batchSize ? _x! : _x!.narrow(0, 0, n);
-                var output = _parent.Model.Network.forward(x);
-                output.data<float>().CopyTo(_raw.AsSpan(0, n * _width));
-            }
-            _batchLen = n;
+            _runner.Run();
+            _batchLen = (int)store.Count;
             _inBatch = 0;
         }
 
         private void EnsureValues()
         {
             if (_valuesFor == _input.Position) return;
-            _raw.AsSpan(_inBatch * _width, _width).CopyTo(_values.Raw);
-            _values.Finish();
+            _runner!.Raw.AsSpan(_inBatch * _width, _width).CopyTo(_values.Raw);
+            _runner.Values.AsSpan(_inBatch * _valueWidth, _valueWidth).CopyTo(_values.Values);
             _valuesFor = _input.Position;
         }
 
@@ -340,13 +231,13 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
             {
                 _input.Dispose();
                 _ahead?.Dispose();
-                _x?.Dispose();
+                _runner?.Dispose();
             }
             base.Dispose(disposing);
         }
     }
 
-    /// <summary>Row-at-a-time mapping for PredictionEngine: one forward pass per input row, no input tensor allocated.</summary>
+    /// <summary>Row-at-a-time mapping for PredictionEngine: one forward pass per input row, no input tensor allocated for dense rows.</summary>
     private sealed class RowMapper : IRowToRowMapper
     {
         private readonly DeepPredictionTransformer<TModel> _parent;
@@ -379,9 +270,7 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
         private readonly int _inputCount;
         private readonly HashSet<int> _active;
         private readonly RowValues _values;
-        private readonly DeepModelParameters.RowRunner _runner;
-        private readonly ValueGetter<VBuffer<float>>? _features;
-        private VBuffer<float> _buffer;
+        private readonly DeepModelParameters.RowRunner? _runner;
         private long _valuesFor = -1;
 
         public MappedRow(DeepPredictionTransformer<TModel> parent, DataViewRow input, DataViewSchema schema, IEnumerable<DataViewSchema.Column> active)
@@ -390,10 +279,12 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
             Schema = schema;
             _inputCount = input.Schema.Count;
             _active = new HashSet<int>(active.Select(c => c.Index));
-            _values = new RowValues(parent.Model, parent.ScoreWidth);
-            _runner = new DeepModelParameters.RowRunner(parent.Model);
+            _values = new RowValues(parent.Model);
             if (_active.Any(i => i >= _inputCount))
-                _features = input.GetGetter<VBuffer<float>>(input.Schema[parent.FeatureColumnName]);
+            {
+                _runner = new DeepModelParameters.RowRunner(parent.Model);
+                _runner.Store.Bind(input, input.Schema[parent.FeatureColumnName]);
+            }
         }
 
         public override DataViewSchema Schema { get; }
@@ -405,9 +296,11 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
         private void Ensure()
         {
             if (_valuesFor == _input.Position && _valuesFor >= 0) return;
-            _features!(ref _buffer);
-            _runner.Run(in _buffer, _values.Raw);
-            _values.Finish();
+            _runner!.Store.Clear();
+            _runner.Store.Append(_input.Position, "input");
+            _runner.Run();
+            _runner.Raw.AsSpan(0, _values.Raw.Length).CopyTo(_values.Raw);
+            _runner.Values.AsSpan(0, _values.Values.Length).CopyTo(_values.Values);
             _valuesFor = _input.Position;
         }
 
@@ -417,6 +310,12 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
             // PredictionEngine advances Position for every new input object, so results are cached per position.
             return _values.Getter(column.Index - _inputCount, Ensure) as ValueGetter<TValue>
                 ?? throw new InvalidOperationException($"Column '{column.Name}' is {column.Type}, not {typeof(TValue).Name}.");
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _runner?.Dispose();
+            base.Dispose(disposing);
         }
     }
 
@@ -463,30 +362,17 @@ internal static class DeepPredictionTransformerLoader
     public const string BinarySignature = "MLNetDeepBinaryXf";
     public const string MulticlassSignature = "MLNetDeepMulticlassXf";
     public const string RegressionSignature = "MLNetDeepRegressionXf";
+    public const string ForecastSignature = "MLNetDeepForecastXf";
 
-    public static VersionInfo GetVersionInfo(DeepModelParameters model)
-    {
-        var (signature, loader) = model switch
-        {
-            DeepBinaryModelParameters => ("MLNDBXFM", BinarySignature),
-            DeepMulticlassModelParameters => ("MLNDMXFM", MulticlassSignature),
-            _ => ("MLNDRXFM", RegressionSignature),
-        };
-        return new VersionInfo(modelSignature: signature, verWrittenCur: 0x00010001, verReadableCur: 0x00010001, verWeCanReadBack: 0x00010001,
-            loaderAssemblyName: typeof(DeepPredictionTransformerLoader).Assembly.FullName, loaderSignature: loader);
-    }
+    public static VersionInfo GetVersionInfo(DeepModelParameters model) =>
+        new(modelSignature: model.TransformerModelSignature, verWrittenCur: 0x00010001, verReadableCur: 0x00010001, verWeCanReadBack: 0x00010001,
+            loaderAssemblyName: typeof(DeepPredictionTransformerLoader).Assembly.FullName, loaderSignature: model.TransformerSignature);
 
     // Called by ML.NET's ComponentCatalog through the LoadableClass attributes above.
     public static ITransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
         ctx.LoadModel<DeepModelParameters, SignatureLoadModel>(env, out var model, "Model");
         ctx.CheckAtModel(GetVersionInfo(model));
-        return model switch
-        {
-            DeepBinaryModelParameters b => DeepPredictionTransformer<DeepBinaryModelParameters>.Load(env, ctx, b),
-            DeepMulticlassModelParameters m => DeepPredictionTransformer<DeepMulticlassModelParameters>.Load(env, ctx, m),
-            DeepRegressionModelParameters g => DeepPredictionTransformer<DeepRegressionModelParameters>.Load(env, ctx, g),
-            _ => throw new InvalidDataException("Unknown MLNetDeep model kind."),
-        };
+        return model.LoadTransformer(env, ctx);
     }
 }

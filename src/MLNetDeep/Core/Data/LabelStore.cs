@@ -1,0 +1,125 @@
+// Labels of the training or validation rows, read and checked as the task head's label kind says.
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNetDeep;
+
+/// <summary>Labels kept in managed arrays (one float, one class or H floats per row); collated into target tensors.</summary>
+internal sealed class LabelStore
+{
+    private readonly LabelKind _kind;
+    private readonly int _width;
+    private readonly int _classCount;
+    private float[] _floats = Array.Empty<float>();
+    private long[] _classes = Array.Empty<long>();
+    private ValueGetter<bool>? _bool;
+    private ValueGetter<uint>? _key;
+    private ValueGetter<float>? _float;
+    private ValueGetter<VBuffer<float>>? _vector;
+    private string _column = "";
+    private bool _b;
+    private uint _k;
+    private float _f;
+    private VBuffer<float> _v;
+
+    public LabelStore(TaskHead head)
+    {
+        _kind = head.LabelKind;
+        _width = head.LabelWidth;
+        _classCount = head.LabelKind == LabelKind.Key ? head.OutputSize : 0;
+    }
+
+    public long Count { get; private set; }
+
+    public long Bytes => _kind == LabelKind.Key ? _classes.LongLength * 8 : _floats.LongLength * 4;
+
+    public ulong Hash { get; private set; } = 14695981039346656037UL;
+
+    public void Bind(DataViewRow row, DataViewSchema.Column col)
+    {
+        _column = col.Name;
+        switch (_kind)
+        {
+            case LabelKind.Boolean: _bool = row.GetGetter<bool>(col); break;
+            case LabelKind.Key: _key = row.GetGetter<uint>(col); break;
+            case LabelKind.FloatVector: _vector = row.GetGetter<VBuffer<float>>(col); break;
+            default: _float = row.GetGetter<float>(col); break;
+        }
+    }
+
+    public void Append(long row, string role)
+    {
+        if (_kind == LabelKind.Key)
+        {
+            _key!(ref _k);
+            if (_k == 0 || _k > _classCount)
+                throw new InvalidOperationException($"Label column '{_column}' has a missing key value in row {row} of the {role} data (a value not seen when the key was built, or an empty label); remove such rows first.");
+            if (Count == _classes.Length) Array.Resize(ref _classes, Math.Max(256, _classes.Length * 2));
+            _classes[Count] = _k - 1;
+            Mix(_k);
+        }
+        else
+        {
+            long at = Count * _width;
+            if (at + _width > _floats.Length) Array.Resize(ref _floats, (int)Math.Max(256, Math.Max(at + _width, _floats.LongLength * 2)));
+            var dst = _floats.AsSpan((int)at, _width);
+            if (_kind == LabelKind.Boolean) { _bool!(ref _b); dst[0] = _b ? 1f : 0f; }
+            else if (_kind == LabelKind.Float) { _float!(ref _f); dst[0] = _f; }
+            else
+            {
+                _vector!(ref _v);
+                if (_v.Length != _width)
+                    throw new InvalidOperationException($"Label column '{_column}' has {_v.Length} values in row {row} of the {role} data, expected {_width}.");
+                _v.CopyTo(dst);
+            }
+            foreach (float v in dst)
+            {
+                if (!float.IsFinite(v))
+                    throw new InvalidOperationException($"Label column '{_column}' has a missing or non-finite value ({v}) in row {row} of the {role} data; remove or impute such rows (e.g. mlContext.Data.FilterRowsByMissingValues).");
+                Mix(BitConverter.SingleToUInt32Bits(v));
+            }
+        }
+        Count++;
+    }
+
+    private void Mix(ulong bits)
+    {
+        if (Count < FeatureStore.HashedRows) Hash = (Hash ^ bits) * 1099511628211UL;
+    }
+
+    public void Clear() => Count = 0;
+
+    public Tensor Collate(long start, int count)
+    {
+        Span<long> rows = count <= 1024 ? stackalloc long[count] : new long[count];
+        for (int i = 0; i < count; i++) rows[i] = start + i;
+        return Collate(rows);
+    }
+
+    public Tensor Collate(ReadOnlySpan<long> rows)
+    {
+        int n = rows.Length;
+        if (_kind == LabelKind.Key)
+        {
+            var y = new long[n];
+            for (int i = 0; i < n; i++) y[i] = _classes[rows[i]];
+            return torch.tensor(y);
+        }
+        var f = new float[n * _width];
+        for (int i = 0; i < n; i++) _floats.AsSpan((int)(rows[i] * _width), _width).CopyTo(f.AsSpan(i * _width, _width));
+        return _kind == LabelKind.FloatVector ? torch.tensor(f, new long[] { n, _width }) : torch.tensor(f);
+    }
+
+    /// <summary>Mean and (sample) standard deviation over every label value held, in two passes.</summary>
+    public (double Mean, double Std) Moments()
+    {
+        long n = Count * _width;
+        double sum = 0;
+        for (long i = 0; i < n; i++) sum += _floats[i];
+        double mean = sum / Math.Max(1, n), ss = 0;
+        for (long i = 0; i < n; i++) ss += (_floats[i] - mean) * (_floats[i] - mean);
+        return (mean, n > 1 ? Math.Sqrt(ss / (n - 1)) : 0);
+    }
+}

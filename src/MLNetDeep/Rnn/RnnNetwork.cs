@@ -1,0 +1,242 @@
+// The recurrent network: token embedding or numeric steps → LSTM / GRU / tanh RNN (packed, so padding never reaches
+// a row's states) → pooling over the valid steps → dropout → dense head.
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MLNetDeep;
+
+/// <summary>Recurrent cell of a recurrent network.</summary>
+public enum RecurrentCell
+{
+    /// <summary>Long short-term memory (Hochreiter and Schmidhuber, 1997).</summary>
+    Lstm,
+    /// <summary>Gated recurrent unit (Cho et al., 2014).</summary>
+    Gru,
+    /// <summary>Plain (Elman) recurrent layer with tanh.</summary>
+    Rnn,
+}
+
+/// <summary>How a sequence of recurrent outputs becomes one vector for the head. Only valid (non-padding) steps count.</summary>
+public enum SequencePooling
+{
+    /// <summary>The output at the last valid step (for a bidirectional net, the backward direction's output at the first step).</summary>
+    Last,
+    /// <summary>The mean of the outputs over the valid steps.</summary>
+    Mean,
+    /// <summary>The element-wise maximum of the outputs over the valid steps.</summary>
+    Max,
+    /// <summary>A learned weighted mean (additive attention: a score per step, softmax over the valid steps).</summary>
+    Attention,
+}
+
+/// <summary>The recurrent network's description, saved in the model file.</summary>
+[NetworkFamily(KindName)]
+internal sealed class RnnNetworkSpec : NetworkSpec
+{
+    public const string KindName = "rnn";
+
+    public RnnNetworkSpec(RecurrentCell cell, int hiddenSize, int layers, bool bidirectional, float dropout, SequencePooling pooling, int embeddingSize, int featuresPerStep)
+    {
+        Cell = cell;
+        HiddenSize = hiddenSize;
+        Layers = layers;
+        Bidirectional = bidirectional;
+        Dropout = dropout;
+        Pooling = pooling;
+        EmbeddingSize = embeddingSize;
+        FeaturesPerStep = featuresPerStep;
+    }
+
+    public RecurrentCell Cell { get; }
+    public int HiddenSize { get; }
+    public int Layers { get; }
+    public bool Bidirectional { get; }
+    public float Dropout { get; }
+    public SequencePooling Pooling { get; }
+
+    /// <summary>Embedding width for token input (unused for numeric input).</summary>
+    public int EmbeddingSize { get; }
+
+    /// <summary>Values per step for numeric input (unused for token input).</summary>
+    public int FeaturesPerStep { get; }
+
+    public override nn.Module<Tensor, Tensor> Build(InputEncoder input, int outputSize) => input switch
+    {
+        TokenEncoder t => new RnnNetwork(this, t.VocabularySize, 0, outputSize),
+        DenseEncoder d when d.Size % FeaturesPerStep == 0 => new RnnNetwork(this, 0, d.Size / FeaturesPerStep, outputSize),
+        DenseEncoder d => throw new ArgumentOutOfRangeException(nameof(SequenceOptions.FeaturesPerStep),
+            $"The feature vector has {d.Size} values, which is not a whole number of steps of {FeaturesPerStep} values (FeaturesPerStep)."),
+        _ => throw new ArgumentOutOfRangeException(nameof(input), $"Recurrent networks cannot read {input.Describe()}."),
+    };
+
+    public override string Describe(InputEncoder input, int outputSize)
+    {
+        string source = input is TokenEncoder t ? $"tokens ({t.VocabularySize} ids) -> embedding {EmbeddingSize}"
+            : input is DenseEncoder d ? $"{d.Size / FeaturesPerStep} steps x {FeaturesPerStep}" : input.Describe();
+        return $"{(Bidirectional ? "Bi" : "")}{Cell.ToString().ToUpperInvariant()} {source} -> {Layers} x {HiddenSize}, {Pooling} pooling"
+            + (Dropout > 0 ? $", dropout {Dropout}" : "") + $" -> {outputSize}";
+    }
+
+    protected override void WriteBody(BinaryWriter w)
+    {
+        w.Write(1);
+        w.Write((int)Cell);
+        w.Write(HiddenSize);
+        w.Write(Layers);
+        w.Write(Bidirectional);
+        w.Write(Dropout);
+        w.Write((int)Pooling);
+        w.Write(EmbeddingSize);
+        w.Write(FeaturesPerStep);
+    }
+
+    public static RnnNetworkSpec ReadBody(BinaryReader r)
+    {
+        int version = r.ReadInt32();
+        if (version != 1) throw new InvalidDataException($"Unknown recurrent network format version {version}.");
+        var spec = new RnnNetworkSpec((RecurrentCell)r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadBoolean(), r.ReadSingle(), (SequencePooling)r.ReadInt32(), r.ReadInt32(), r.ReadInt32());
+        if (!Enum.IsDefined(spec.Cell) || !Enum.IsDefined(spec.Pooling) || spec.HiddenSize <= 0 || spec.Layers <= 0 || spec.FeaturesPerStep <= 0
+            || spec.EmbeddingSize < 0 || spec.Dropout is < 0 or >= 1)
+            throw new InvalidDataException("Corrupt recurrent network description.");
+        return spec;
+    }
+}
+
+/// <summary>The recurrent network. Token input is int64 [B, T] with 0 = padding; numeric input is float [B, T·F].</summary>
+internal sealed class RnnNetwork : nn.Module<Tensor, Tensor>
+{
+    private readonly RnnNetworkSpec _spec;
+    private readonly int _steps;
+    private readonly int _directions;
+    internal readonly Embedding? embedding;
+    private readonly nn.Module rnn;
+    private readonly Linear? attention;
+    private readonly TorchSharp.Modules.Dropout? dropout;
+    internal readonly Linear head;
+
+    public RnnNetwork(RnnNetworkSpec spec, int vocabulary, int steps, int outputSize) : base("RnnNetwork")
+    {
+        _spec = spec;
+        _steps = steps;
+        _directions = spec.Bidirectional ? 2 : 1;
+        long inputSize;
+        if (vocabulary > 0)
+        {
+            embedding = nn.Embedding(vocabulary, spec.EmbeddingSize, padding_idx: TokenEncoder.PaddingId);
+            inputSize = spec.EmbeddingSize;
+        }
+        else inputSize = spec.FeaturesPerStep;
+        double between = spec.Layers > 1 ? spec.Dropout : 0;
+        rnn = spec.Cell switch
+        {
+            RecurrentCell.Lstm => nn.LSTM(inputSize, spec.HiddenSize, spec.Layers, batchFirst: true, dropout: between, bidirectional: spec.Bidirectional),
+            RecurrentCell.Gru => nn.GRU(inputSize, spec.HiddenSize, spec.Layers, batchFirst: true, dropout: between, bidirectional: spec.Bidirectional),
+            _ => nn.RNN(inputSize, spec.HiddenSize, spec.Layers, nn.NonLinearities.Tanh, batchFirst: true, dropout: between, bidirectional: spec.Bidirectional),
+        };
+        long width = (long)spec.HiddenSize * _directions;
+        if (spec.Pooling == SequencePooling.Attention)
+        {
+            attention = nn.Linear(width, 1);
+            NetworkSpec.Initialise(attention.weight!, attention.bias, null);
+        }
+        if (spec.Dropout > 0) dropout = nn.Dropout(spec.Dropout);
+        head = nn.Linear(width, outputSize);
+        NetworkSpec.Initialise(head.weight!, head.bias, null);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        Tensor output, lengths;
+        if (embedding is not null)
+        {
+            // Lengths from the padding; an empty row counts as one (padding, zero-embedding) step.
+            lengths = x.ne(SafeOps.LongZero).sum(1).clamp_min(SafeOps.LongOne);
+            var packed = nn.utils.rnn.pack_padded_sequence(embedding.forward(x), lengths, batch_first: true, enforce_sorted: false);
+            using var packedOut = Run(packed);
+            (output, _) = nn.utils.rnn.pad_packed_sequence(packedOut, batch_first: true);
+            packed.Dispose();
+        }
+        else
+        {
+            long b = x.shape[0];
+            output = Run(x.view(b, _steps, _spec.FeaturesPerStep));
+            using var steps = ((long)_steps).ToScalar();
+            lengths = torch.full(new long[] { b }, steps, ScalarType.Int64);
+        }
+        var pooled = Pool(output, lengths);
+        if (dropout is not null) pooled = dropout.forward(pooled);
+        return head.forward(pooled);
+    }
+
+    private nn.utils.rnn.PackedSequence Run(nn.utils.rnn.PackedSequence input) => rnn switch
+    {
+        LSTM l => l.call(input).Item1,
+        GRU g => g.call(input).Item1,
+        RNN r => r.call(input).Item1,
+        _ => throw new InvalidOperationException(),
+    };
+
+    private Tensor Run(Tensor input) => rnn switch
+    {
+        LSTM l => l.call(input).Item1,
+        GRU g => g.call(input).Item1,
+        RNN r => r.call(input).Item1,
+        _ => throw new InvalidOperationException(),
+    };
+
+    /// <summary>Pools [B, T, D·H] outputs over each row's valid steps.</summary>
+    private Tensor Pool(Tensor output, Tensor lengths)
+    {
+        long t = output.shape[1];
+        long h = _spec.HiddenSize;
+        switch (_spec.Pooling)
+        {
+            case SequencePooling.Last:
+            {
+                // Forward direction: its output at the last valid step; backward direction: its output at step 0.
+                var last = lengths.add(SafeOps.LongMinusOne, SafeOps.LongOne).view(-1, 1, 1).expand(-1, 1, h);
+                var forward = output.narrow(2, 0, h).gather(1, last).squeeze(1);
+                if (_directions == 1) return forward;
+                var backward = output.narrow(2, h, h).select(1, 0);
+                return torch.cat(new[] { forward, backward }, 1);
+            }
+            case SequencePooling.Mean:
+            {
+                var mask = Mask(lengths, t).unsqueeze(-1).to_type(output.dtype);
+                return output.mul(mask).sum(1).div(lengths.unsqueeze(1).to_type(output.dtype));
+            }
+            case SequencePooling.Max:
+                return output.masked_fill(Mask(lengths, t).logical_not().unsqueeze(-1), SafeOps.NegativeInfinity).amax(new long[] { 1 });
+            default:
+            {
+                var scores = attention!.forward(output.tanh()).squeeze(-1).masked_fill(Mask(lengths, t).logical_not(), SafeOps.NegativeInfinity);
+                var weights = scores.softmax(1).unsqueeze(-1);
+                return output.mul(weights).sum(1);
+            }
+        }
+    }
+
+    private static Tensor Mask(Tensor lengths, long steps)
+    {
+        using var end = steps.ToScalar();
+        return torch.arange(SafeOps.LongZero, end, SafeOps.LongOne, ScalarType.Int64).unsqueeze(0).lt(lengths.unsqueeze(1));
+    }
+
+    /// <summary>Copies word vectors into embedding rows (row id → vector); returns how many rows were set.</summary>
+    public void SetEmbeddingRows(IReadOnlyDictionary<int, float[]> rows, bool freeze)
+    {
+        using (torch.no_grad())
+        {
+            var w = embedding!.weight!;
+            foreach (var (id, vector) in rows)
+            {
+                using var src = torch.tensor(vector);
+                using var dst = w.select(0, id);
+                dst.copy_(src);
+            }
+        }
+        if (freeze) embedding!.weight!.requires_grad = false;
+    }
+}
