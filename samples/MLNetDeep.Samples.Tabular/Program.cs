@@ -9,6 +9,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Text;
 using MLNetDeep;
 using MLNetDeep.TestData;
+using static MLNetDeep.Samples.SampleKit;
 
 string output = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault() ?? Path.Combine(Directory.GetCurrentDirectory(), "mlnetdeep-output");
 Directory.CreateDirectory(output);
@@ -99,39 +100,6 @@ Console.WriteLine($"MLNetDeep sample — data from {DataPaths.Root}; models to {
         p => $"area: {p.PredictedArea}");
 }
 return 0;
-
-static (ITransformer Model, double Seconds) Timed(Func<ITransformer> fit)
-{
-    var w = Stopwatch.StartNew();
-    var model = fit();
-    return (model, w.Elapsed.TotalSeconds);
-}
-
-// Save with mlContext.Model.Save, load in a fresh MLContext, predict through a PredictionEngine.
-static void SaveReloadPredict<TIn, TOut>(MLContext ml, ITransformer model, DataViewSchema schema, string path, TIn example, Func<TOut, string> show)
-    where TIn : class where TOut : class, new()
-{
-    ml.Model.Save(model, schema, path);
-    var fresh = new MLContext();
-    var loaded = fresh.Model.Load(path, out _);
-    var engine = fresh.Model.CreatePredictionEngine<TIn, TOut>(loaded);
-    Console.WriteLine($"  saved {Path.GetFileName(path)} ({new FileInfo(path).Length / 1024} KiB), reloaded in a new MLContext: {show(engine.Predict(example))}");
-    Console.WriteLine();
-}
-
-sealed class Leaderboard(string title, params string[] metrics)
-{
-    private readonly List<(string Name, double Seconds, double[] Values)> _rows = new();
-    public void Add(string name, double seconds, params double[] values) => _rows.Add((name, seconds, values));
-    public void Print()
-    {
-        Console.WriteLine();
-        Console.WriteLine(title);
-        Console.WriteLine($"  {"trainer",-26}" + string.Concat(metrics.Select(m => $"{m,11}")) + $"{"train s",10}");
-        foreach (var r in _rows)
-            Console.WriteLine($"  {r.Name,-26}" + string.Concat(r.Values.Select(v => $"{v,11:F4}")) + $"{r.Seconds,10:F1}");
-    }
-}
 
 sealed class RegressionScore { public float Score { get; set; } }
 sealed class SmsInput { public string Message { get; set; } = ""; public bool Label { get; set; } }

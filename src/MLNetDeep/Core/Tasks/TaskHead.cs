@@ -48,10 +48,10 @@ internal abstract class TaskHead : IDisposable
             if (set)
                 throw new ArgumentException($"{option} applies to {belongs} only; this is a {task} trainer. Leave it at its default.", option);
         }
-        Reject(task != "multiclass" && o.ClassWeights is not null, nameof(o.ClassWeights), "multiclass classification");
-        Reject(task != "multiclass" && o.LabelSmoothing != 0, nameof(o.LabelSmoothing), "multiclass classification");
-        Reject(task != "binary" && o.PositiveClassWeight != 1, nameof(o.PositiveClassWeight), "binary classification");
-        bool numeric = task is "regression" or "forecasting";
+        Reject(task != MulticlassHead.KindName && o.ClassWeights is not null, nameof(o.ClassWeights), "multiclass classification");
+        Reject(task != MulticlassHead.KindName && o.LabelSmoothing != 0, nameof(o.LabelSmoothing), "multiclass classification");
+        Reject(task != BinaryHead.KindName && o.PositiveClassWeight != 1, nameof(o.PositiveClassWeight), "binary classification");
+        bool numeric = task is RegressionHead.KindName or ForecastHead.KindName;
         Reject(!numeric && o.RegressionLoss != RegressionLoss.SquaredError, nameof(o.RegressionLoss), "regression and forecasting");
         Reject(!numeric && o.HuberDelta != 1, nameof(o.HuberDelta), "regression and forecasting");
         Reject(!numeric && !o.StandardizeLabel, nameof(o.StandardizeLabel), "regression and forecasting");
