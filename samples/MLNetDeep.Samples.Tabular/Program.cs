@@ -9,6 +9,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Text;
 using MLNetDeep;
 using MLNetDeep.TestData;
+using MLNetDeep.Samples;
 using static MLNetDeep.Samples.SampleKit;
 
 string output = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault() ?? Path.Combine(Directory.GetCurrentDirectory(), "mlnetdeep-output");

@@ -239,8 +239,9 @@ internal sealed class TrainingData : IDisposable
             {
                 int len = (int)Math.Min(pool, n - p);
                 var keys = new int[len];
-                for (int i = 0; i < len; i++) keys[i] = _features!.Length(perm[p + i]);
-                Array.Sort(keys, perm, (int)p, len); // stable enough: ties keep a seeded random order
+                var rows = perm.AsSpan((int)p, len);
+                for (int i = 0; i < len; i++) keys[i] = _features!.Length(rows[i]);
+                keys.AsSpan().Sort(rows); // ties keep an order that depends only on the seed
             }
             for (long s = 0; s < n; s += batchSize) starts.Add(s);
             for (int i = starts.Count - 1; i > 0; i--)
