@@ -41,16 +41,7 @@ public sealed class RnnTests
         public bool PredictedLabel { get; set; }
     }
 
-    private static float[] Scores(IDataView scored)
-    {
-        var col = scored.Schema["Score"];
-        using var cursor = scored.GetRowCursor(new[] { col });
-        var get = cursor.GetGetter<float>(col);
-        var list = new List<float>();
-        float v = 0;
-        while (cursor.MoveNext()) { get(ref v); list.Add(v); }
-        return list.ToArray();
-    }
+    private static float[] Scores(IDataView scored) => TestUtil.Floats(scored, "Score");
 
     [Fact]
     public void SmsSpam_Gru_OnWordKeys_ReachesHighAccuracy_OnHeldOut20Percent()

@@ -8,6 +8,18 @@ namespace MLNetDeep.Tests;
 
 internal static class TestUtil
 {
+    /// <summary>The values of a float column, in row order.</summary>
+    public static float[] Floats(IDataView data, string column)
+    {
+        var col = data.Schema[column];
+        using var cursor = data.GetRowCursor(new[] { col });
+        var get = cursor.GetGetter<float>(col);
+        var list = new List<float>();
+        float v = 0;
+        while (cursor.MoveNext()) { get(ref v); list.Add(v); }
+        return list.ToArray();
+    }
+
     /// <summary>A fresh temporary directory.</summary>
     public static string TempDir()
     {

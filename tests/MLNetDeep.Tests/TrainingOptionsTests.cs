@@ -94,14 +94,5 @@ public sealed class TrainingOptionsTests
         for (int i = 0; i < auto.Length; i++) Assert.Equal(streamed[i], auto[i], 5);
     }
 
-    private static float[] Probabilities(IDataView scored)
-    {
-        var col = scored.Schema["Probability"];
-        using var cursor = scored.GetRowCursor(new[] { col });
-        var get = cursor.GetGetter<float>(col);
-        var list = new List<float>();
-        float v = 0;
-        while (cursor.MoveNext()) { get(ref v); list.Add(v); }
-        return list.ToArray();
-    }
+    private static float[] Probabilities(IDataView scored) => TestUtil.Floats(scored, "Probability");
 }
