@@ -212,7 +212,7 @@ internal static class CnnBenchmark
         var engine = ml.Model.CreatePredictionEngine<Image, Prediction>(model);
         var input = new Image();
         var output = new Prediction();
-        var engineTimes = Latencies(i => { input.Features = images[i % testRows]; engine.Predict(input, ref output); });
+        var engineTimes = Latencies(i => { input.Features = images[i % testRows]; engine.Predict(input, ref output); }, _latencyCalls);
         var rawOne = new float[Classes];
         rawNet.eval();
         var rawTimes = Latencies(i =>
@@ -221,7 +221,7 @@ internal static class CnnBenchmark
             using var scope = torch.NewDisposeScope();
             var x = torch.tensor(images[i % testRows], new long[] { 1, 1, Side, Side });
             F.softmax(rawNet.forward(x), 1).data<float>().CopyTo(rawOne, 0);
-        });
+        }, _latencyCalls);
         Console.WriteLine($"  PredictionEngine.Predict: p50 {Percentile(engineTimes, 0.5):F3} ms, p90 {Percentile(engineTimes, 0.9):F3} ms, p99 {Percentile(engineTimes, 0.99):F3} ms");
         Console.WriteLine($"  raw forward of one image: p50 {Percentile(rawTimes, 0.5):F3} ms, p90 {Percentile(rawTimes, 0.9):F3} ms, p99 {Percentile(rawTimes, 0.99):F3} ms");
         // A leak per prediction would show as growth here (tensors or native memory not released).
@@ -243,10 +243,11 @@ internal static class CnnBenchmark
         return 0;
     }
 
-    private static double[] Latencies(Action<int> call)
+    /// <summary>Milliseconds of each of <paramref name="calls"/> calls (after 100 warm-up calls), sorted.</summary>
+    internal static double[] Latencies(Action<int> call, int calls)
     {
         for (int i = 0; i < 100; i++) call(i);
-        var times = new double[_latencyCalls];
+        var times = new double[calls];
         for (int i = 0; i < times.Length; i++)
         {
             long t0 = Stopwatch.GetTimestamp();
@@ -257,7 +258,7 @@ internal static class CnnBenchmark
         return times;
     }
 
-    private static double Percentile(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
+    internal static double Percentile(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
 
     /// <summary>The pixels as [N, 1, 28, 28] and the labels as 0-based int64 (the IDataView's key minus one), in order.</summary>
     private static (Tensor X, Tensor Y) ToTensors(IDataView view)

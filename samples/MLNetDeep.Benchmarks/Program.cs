@@ -1,6 +1,6 @@
 // MLNetDeep benchmark: MLP training throughput of the ML.NET trainers against a hand-written TorchSharp loop on
 // the same tensors, network, optimizer, loss, batch size, shuffle and epochs; plus peak memory. With --cnn, the CNN
-// benchmark in CnnBenchmark.cs instead. See README.md.
+// benchmark in CnnBenchmark.cs instead; with --rnn, the RNN benchmark in RnnBenchmark.cs. See README.md.
 //
 //   dotnet run -c Release --project samples/MLNetDeep.Benchmarks [-- --epochs N --repeats N]   (--help for the other options)
 using System.Diagnostics;
@@ -97,6 +97,10 @@ internal static class Program
         if (args.Length == 4 && args[0] == CnnBenchmark.MemoryChildFlag)
             return CnnBenchmark.MemoryChild(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
         if (args.Length > 0 && args[0] == CnnBenchmark.Flag) return CnnBenchmark.Run(args);
+        if (args.Length == 5 && args[0] == RnnBenchmark.MemoryChildFlag)
+            return RnnBenchmark.MemoryChild(int.Parse(args[1], CultureInfo.InvariantCulture), int.Parse(args[2], CultureInfo.InvariantCulture),
+                int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture));
+        if (args.Length > 0 && args[0] == RnnBenchmark.Flag) return RnnBenchmark.Run(args);
         if (!ParseArgs(args)) return 2;
         if (GcStressSeconds > 0) return GcStress.Run(GcStressSeconds);
 
@@ -163,6 +167,7 @@ internal static class Program
                     Console.WriteLine("       --gc-stress SECONDS: instead of the benchmark, train (trainer, then raw loop) on bike for up to SECONDS each while another");
                     Console.WriteLine("       thread allocates, and report whether training survives (see README: GC stress).");
                     Console.WriteLine("       --cnn [--help for its options]: the CNN benchmark on Fashion-MNIST instead (see README: CNN).");
+                    Console.WriteLine("       --rnn [--help for its options]: the RNN (LSTM) benchmark on the SMS spam messages instead (see README: RNN).");
                     return false;
                 default:
                     Console.Error.WriteLine($"unknown argument '{a}' (try --help)");
