@@ -36,6 +36,8 @@ public enum RegressionLoss
     SquaredError,
     /// <summary>Huber loss with threshold <see cref="DeepTrainerOptions.HuberDelta"/> (in standardized label units when the label is standardized).</summary>
     Huber,
+    /// <summary>Mean absolute error (L1): fits the conditional median; what to train when the model is judged by MAE, as forecasts usually are.</summary>
+    AbsoluteError,
 }
 
 /// <summary>Where the training data is held between epochs.</summary>
@@ -193,7 +195,7 @@ public abstract class DeepTrainerOptions
     /// <summary>Binary only: weight of the positive class in the loss (e.g. negatives/positives for rare positives). Default 1.</summary>
     public double PositiveClassWeight { get; set; } = 1;
 
-    /// <summary>Regression only: the loss. Default <see cref="MLNetDeep.RegressionLoss.SquaredError"/>.</summary>
+    /// <summary>Regression and forecasting only: the loss. Default <see cref="MLNetDeep.RegressionLoss.SquaredError"/>.</summary>
     public RegressionLoss RegressionLoss { get; set; } = RegressionLoss.SquaredError;
 
     /// <summary>Regression only: threshold of the Huber loss. Default 1.</summary>

@@ -42,7 +42,12 @@ internal abstract class NumericHead : TaskHead
     {
         var y = Standardized(target);
         var p = Shaped(output);
-        return _loss == RegressionLoss.Huber ? F.huber_loss(p, y, _huberDelta) : F.mse_loss(p, y);
+        return _loss switch
+        {
+            RegressionLoss.Huber => F.huber_loss(p, y, _huberDelta),
+            RegressionLoss.AbsoluteError => F.l1_loss(p, y),
+            _ => F.mse_loss(p, y),
+        };
     }
 
     public override void Accumulate(Tensor output, Tensor target, MetricAccumulator acc)
