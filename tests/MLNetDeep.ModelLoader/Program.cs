@@ -7,7 +7,7 @@ using MLNetDeep.TestData;
 
 if (args.Length != 3)
 {
-    Console.Error.WriteLine("usage: MLNetDeep.ModelLoader <model.zip> <bike|sms|github|fashion|sunspots> <output.txt>");
+    Console.Error.WriteLine("usage: MLNetDeep.ModelLoader <model.zip> <bike|sms|github|fashion|sunspots|sunspots11> <output.txt>");
     return 2;
 }
 try
@@ -21,6 +21,7 @@ try
         "github" => RealData.GitHubIssues(ml),
         "fashion" => FashionMnist.Test(ml, 500),
         "sunspots" => Sunspots.Windows(ml).Test!,
+        "sunspots11" => Sunspots.Windows(ml, lookback: 11).Test!,
         _ => throw new ArgumentException("unknown data set " + args[1]),
     };
     var scored = model.Transform(data);

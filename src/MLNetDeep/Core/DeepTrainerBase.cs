@@ -183,7 +183,10 @@ public abstract class DeepForecastTrainerBase : DeepTrainerBase<DeepPredictionTr
     private protected override string TaskName => ForecastHead.KindName;
 
     private protected override TaskHead CreateHead(DataViewSchema schema) =>
-        new ForecastHead(ForecastHead.Horizon(schema, TrainerOptions.LabelColumnName), TrainerOptions.RegressionLoss, TrainerOptions.HuberDelta, TrainerOptions.StandardizeLabel);
+        new ForecastHead(ForecastHead.Horizon(schema, TrainerOptions.LabelColumnName), TrainerOptions.RegressionLoss, TrainerOptions.HuberDelta, StandardizesLabel);
+
+    /// <summary>Whether the head standardizes the label (a network that feeds its forecasts back needs them in the input's units).</summary>
+    private protected virtual bool StandardizesLabel => TrainerOptions.StandardizeLabel;
 
     private protected override IEnumerable<SchemaShape.Column> OutputShape(SchemaShape.Column? label) => new ForecastHead(1, RegressionLoss.SquaredError, 1, true).OutputShape(label);
     private protected override DeepForecastModelParameters CreateModel(ModelCore core) => new(Host, core);

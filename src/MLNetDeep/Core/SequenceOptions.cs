@@ -17,6 +17,13 @@ public abstract class SequenceOptions : DeepTrainerOptions
     public bool BucketByLength { get; set; }
 
     /// <summary>
+    /// Token input, training only: the probability that a token is replaced by the "unknown" id (word dropout). At
+    /// scoring, every word the key mapping did not see at training is unknown, but in the training data no word is, so
+    /// without this the network never learns what an unknown word means. Typical 0.05–0.1. Default 0.
+    /// </summary>
+    public double TokenDropout { get; set; }
+
+    /// <summary>
     /// Numeric input: values per time step. Null (default) takes it from the column's dimensions (the last one, e.g.
     /// [L, F] from <see cref="ForecastWindows"/>, 28 for a 1×28×28 image read row by row), or 1 for a plain vector.
     /// </summary>
@@ -28,5 +35,6 @@ public abstract class SequenceOptions : DeepTrainerOptions
         base.Validate();
         Positive(MaximumSequenceLength, nameof(MaximumSequenceLength));
         if (FeaturesPerStep is int f) Positive(f, nameof(FeaturesPerStep));
+        Require(TokenDropout >= 0 && TokenDropout < 1, nameof(TokenDropout), "must be in [0, 1)");
     }
 }

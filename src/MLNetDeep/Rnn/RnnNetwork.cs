@@ -30,14 +30,29 @@ public enum SequencePooling
     Attention,
 }
 
+/// <summary>How a recurrent forecaster produces its H values.</summary>
+public enum ForecastDecoding
+{
+    /// <summary>One dense layer maps the pooled state to all H values at once (the default).</summary>
+    Direct,
+    /// <summary>
+    /// The net forecasts one step, feeds that value back as the next input step and continues its recurrent state,
+    /// H times (trained through all H steps). Needs a univariate window (one value per step, the series being
+    /// forecast), a one-directional net and last-step pooling; the label is taken in the input's units.
+    /// </summary>
+    Autoregressive,
+}
+
 /// <summary>The recurrent network's description, saved in the model file.</summary>
 [NetworkFamily(KindName)]
 internal sealed class RnnNetworkSpec : NetworkSpec
 {
     public const string KindName = "rnn";
 
-    public RnnNetworkSpec(RecurrentCell cell, int hiddenSize, int layers, bool bidirectional, float dropout, SequencePooling pooling, int embeddingSize, int featuresPerStep)
+    public RnnNetworkSpec(RecurrentCell cell, int hiddenSize, int layers, bool bidirectional, float dropout, SequencePooling pooling, int embeddingSize, int featuresPerStep,
+        ForecastDecoding decoding = ForecastDecoding.Direct)
     {
+        Decoding = decoding;
         Cell = cell;
         HiddenSize = hiddenSize;
         Layers = layers;
@@ -61,8 +76,13 @@ internal sealed class RnnNetworkSpec : NetworkSpec
     /// <summary>Values per step for numeric input (unused for token input).</summary>
     public int FeaturesPerStep { get; }
 
+    /// <summary>Forecasting: all H values from one layer, or one step at a time fed back.</summary>
+    public ForecastDecoding Decoding { get; }
+
     public override nn.Module<Tensor, Tensor> Build(InputEncoder input, int outputSize) => input switch
     {
+        TokenEncoder when Decoding == ForecastDecoding.Autoregressive => throw new ArgumentOutOfRangeException(nameof(ForecastDecoding),
+            "Autoregressive decoding feeds each forecast back as the next step's value, so it needs numeric input (one value per step), not tokens."),
         TokenEncoder t => new RnnNetwork(this, t.VocabularySize, 0, outputSize),
         DenseEncoder d when d.Size % FeaturesPerStep == 0 => new RnnNetwork(this, 0, d.Size / FeaturesPerStep, outputSize),
         DenseEncoder d => throw new ArgumentOutOfRangeException(nameof(SequenceOptions.FeaturesPerStep),
@@ -74,13 +94,17 @@ internal sealed class RnnNetworkSpec : NetworkSpec
     {
         string source = input is TokenEncoder t ? $"tokens ({t.VocabularySize} ids) -> embedding {EmbeddingSize}"
             : input is DenseEncoder d ? $"{d.Size / FeaturesPerStep} steps x {FeaturesPerStep}" : input.Describe();
+        if (Decoding == ForecastDecoding.Autoregressive)
+            return $"{Cell.ToString().ToUpperInvariant()} {source} -> {Layers} x {HiddenSize}" + (Dropout > 0 ? $", dropout {Dropout}" : "")
+                + $" -> 1, autoregressive over {outputSize} steps";
         return $"{(Bidirectional ? "Bi" : "")}{Cell.ToString().ToUpperInvariant()} {source} -> {Layers} x {HiddenSize}, {Pooling} pooling"
             + (Dropout > 0 ? $", dropout {Dropout}" : "") + $" -> {outputSize}";
     }
 
     protected override void WriteBody(BinaryWriter w)
     {
-        w.Write(1);
+        // Version 1 (0.2 previews) had no decoding; version 2 appends it.
+        w.Write(Decoding == ForecastDecoding.Direct ? 1 : 2);
         w.Write((int)Cell);
         w.Write(HiddenSize);
         w.Write(Layers);
@@ -89,15 +113,24 @@ internal sealed class RnnNetworkSpec : NetworkSpec
         w.Write((int)Pooling);
         w.Write(EmbeddingSize);
         w.Write(FeaturesPerStep);
+        if (Decoding != ForecastDecoding.Direct) w.Write((int)Decoding);
     }
 
     public static RnnNetworkSpec ReadBody(BinaryReader r)
     {
         int version = r.ReadInt32();
-        if (version != 1) throw new InvalidDataException($"Unknown recurrent network format version {version}.");
-        var spec = new RnnNetworkSpec((RecurrentCell)r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadBoolean(), r.ReadSingle(), (SequencePooling)r.ReadInt32(), r.ReadInt32(), r.ReadInt32());
-        if (!Enum.IsDefined(spec.Cell) || !Enum.IsDefined(spec.Pooling) || spec.HiddenSize <= 0 || spec.Layers <= 0 || spec.FeaturesPerStep <= 0
-            || spec.EmbeddingSize < 0 || spec.Dropout is < 0 or >= 1)
+        if (version is not (1 or 2)) throw new InvalidDataException($"Unknown recurrent network format version {version}.");
+        var cell = (RecurrentCell)r.ReadInt32();
+        int hidden = r.ReadInt32(), layers = r.ReadInt32();
+        bool bidirectional = r.ReadBoolean();
+        float dropout = r.ReadSingle();
+        var pooling = (SequencePooling)r.ReadInt32();
+        int embedding = r.ReadInt32(), featuresPerStep = r.ReadInt32();
+        var decoding = version >= 2 ? (ForecastDecoding)r.ReadInt32() : ForecastDecoding.Direct;
+        var spec = new RnnNetworkSpec(cell, hidden, layers, bidirectional, dropout, pooling, embedding, featuresPerStep, decoding);
+        if (!Enum.IsDefined(spec.Cell) || !Enum.IsDefined(spec.Pooling) || !Enum.IsDefined(spec.Decoding) || spec.HiddenSize <= 0 || spec.Layers <= 0 || spec.FeaturesPerStep <= 0
+            || spec.EmbeddingSize < 0 || spec.Dropout is < 0 or >= 1
+            || (spec.Decoding == ForecastDecoding.Autoregressive && (spec.Bidirectional || spec.FeaturesPerStep != 1)))
             throw new InvalidDataException("Corrupt recurrent network description.");
         return spec;
     }
@@ -114,6 +147,10 @@ internal sealed class RnnNetwork : nn.Module<Tensor, Tensor>
     private readonly Linear? attention;
     private readonly TorchSharp.Modules.Dropout? dropout;
     internal readonly Linear head;
+    private readonly int _horizon;
+
+    /// <summary>Training only (not saved): word-dropout rate of token input.</summary>
+    public double TokenDropout { get; set; }
 
     public RnnNetwork(RnnNetworkSpec spec, int vocabulary, int steps, int outputSize) : base("RnnNetwork")
     {
@@ -141,7 +178,8 @@ internal sealed class RnnNetwork : nn.Module<Tensor, Tensor>
             NetworkSpec.Initialise(attention.weight!, attention.bias, null);
         }
         if (spec.Dropout > 0) dropout = nn.Dropout(spec.Dropout);
-        head = nn.Linear(width, outputSize);
+        _horizon = outputSize;
+        head = nn.Linear(width, spec.Decoding == ForecastDecoding.Autoregressive ? 1 : outputSize);
         NetworkSpec.Initialise(head.weight!, head.bias, null);
         RegisterComponents();
     }
@@ -151,6 +189,7 @@ internal sealed class RnnNetwork : nn.Module<Tensor, Tensor>
         Tensor output, lengths;
         if (embedding is not null)
         {
+            if (training && TokenDropout > 0) x = TokenEncoder.DropTokens(x, TokenDropout);
             // Lengths from the padding; an empty row counts as one (padding, zero-embedding) step.
             lengths = x.ne(SafeOps.LongZero).sum(1).clamp_min(SafeOps.LongOne);
             var packed = nn.utils.rnn.pack_padded_sequence(embedding.forward(x), lengths, batch_first: true, enforce_sorted: false);
@@ -158,6 +197,7 @@ internal sealed class RnnNetwork : nn.Module<Tensor, Tensor>
             (output, _) = nn.utils.rnn.pad_packed_sequence(packedOut, batch_first: true);
             packed.Dispose();
         }
+        else if (_spec.Decoding == ForecastDecoding.Autoregressive) return Autoregressive(x);
         else
         {
             long b = x.shape[0];
@@ -168,6 +208,52 @@ internal sealed class RnnNetwork : nn.Module<Tensor, Tensor>
         var pooled = Pool(output, lengths);
         if (dropout is not null) pooled = dropout.forward(pooled);
         return head.forward(pooled);
+    }
+
+    /// <summary>
+    /// One step forecast from the window's last state, then H − 1 more: each forecast is the next step's input and
+    /// the recurrent state carries on. Returns [B, H].
+    /// </summary>
+    private Tensor Autoregressive(Tensor x)
+    {
+        long b = x.shape[0];
+        var input = x.view(b, _steps, 1);
+        var forecasts = new Tensor[_horizon];
+        object? state = null;
+        for (int h = 0; h < _horizon; h++)
+        {
+            var (output, next) = Step(input, state);
+            var last = output.select(1, output.shape[1] - 1);
+            if (dropout is not null) last = dropout.forward(last);
+            forecasts[h] = head.forward(last);
+            input = forecasts[h].unsqueeze(1);
+            state = next;
+        }
+        return torch.cat(forecasts, 1);
+    }
+
+    /// <summary>Runs the recurrent layers over [B, T, F] from a state (null: zeros); returns the outputs and the new state.</summary>
+    private (Tensor Output, object State) Step(Tensor input, object? state)
+    {
+        switch (rnn)
+        {
+            case LSTM l:
+            {
+                var (output, h, c) = l.call(input, ((Tensor, Tensor)?)state);
+                return (output, (h, c));
+            }
+            case GRU g:
+            {
+                var (output, h) = g.call(input, (Tensor?)state);
+                return (output, h);
+            }
+            case RNN r:
+            {
+                var (output, h) = r.call(input, (Tensor?)state);
+                return (output, h);
+            }
+            default: throw new InvalidOperationException();
+        }
     }
 
     private nn.utils.rnn.PackedSequence Run(nn.utils.rnn.PackedSequence input) => rnn switch

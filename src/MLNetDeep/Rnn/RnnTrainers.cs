@@ -102,12 +102,26 @@ internal sealed class RnnFamily
                     $"Feature column '{_o.FeatureColumnName}' has {d.Size} values, which is not a whole number of steps of {featuresPerStep} values; "
                     + "set FeaturesPerStep to the values per time step (or give the column dimensions [steps, features]).");
         }
-        return new RnnNetworkSpec(_o.Cell, _o.HiddenSize, _o.NumberOfLayers, _o.Bidirectional, _o.Dropout, _o.Pooling, _o.EmbeddingSize, featuresPerStep);
+        var decoding = _o is RnnForecaster.Options f ? f.Decoding : ForecastDecoding.Direct;
+        if (decoding == ForecastDecoding.Autoregressive)
+        {
+            if (input is not DenseEncoder)
+                throw new ArgumentOutOfRangeException(nameof(RnnForecaster.Options.Decoding),
+                    $"Decoding = Autoregressive feeds each forecast back as the next step, so feature column '{_o.FeatureColumnName}' must hold numbers (one value per step), not tokens.");
+            if (featuresPerStep != 1)
+                throw new ArgumentOutOfRangeException(nameof(RnnForecaster.Options.Decoding),
+                    $"Decoding = Autoregressive needs one value per step, but feature column '{_o.FeatureColumnName}' has {featuresPerStep} per step "
+                    + "(other series or covariates have no future values to feed back); use Decoding = Direct.");
+        }
+        return new RnnNetworkSpec(_o.Cell, _o.HiddenSize, _o.NumberOfLayers, _o.Bidirectional, _o.Dropout, _o.Pooling, _o.EmbeddingSize, featuresPerStep, decoding);
     }
 
     public nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch)
     {
         var net = (RnnNetwork)spec.Build(input, outputSize);
+        net.TokenDropout = _o.TokenDropout;
+        if (_o.TokenDropout > 0 && input is not TokenEncoder)
+            throw new ArgumentException($"TokenDropout needs token input, but feature column '{_o.FeatureColumnName}' holds numbers.", nameof(SequenceOptions.TokenDropout));
         if (_o.WordVectorsPath is string path)
         {
             var keys = KeyValues(_schema!, _o.FeatureColumnName);
@@ -215,7 +229,31 @@ public sealed class RnnRegressionTrainer : DeepRegressionTrainerBase
 public sealed class RnnForecaster : DeepForecastTrainerBase
 {
     /// <summary>Options of <see cref="RnnForecaster"/>.</summary>
-    public sealed class Options : RnnOptions { }
+    public sealed class Options : RnnOptions
+    {
+        /// <summary>
+        /// How the H values are produced. <see cref="ForecastDecoding.Direct"/> (default): one dense layer emits all of
+        /// them. <see cref="ForecastDecoding.Autoregressive"/>: one step at a time, each forecast fed back as the next
+        /// step's input (trained through all H steps) — often better at longer horizons on short univariate series.
+        /// Autoregressive needs one value per step (the series being forecast, as <see cref="ForecastWindows"/> makes
+        /// it without other series or covariates), <see cref="RnnOptions.Bidirectional"/> off and
+        /// <see cref="SequencePooling.Last"/>; the label must be in the input's units and is not standardized again
+        /// (<see cref="DeepTrainerOptions.StandardizeLabel"/> is not used).
+        /// </summary>
+        public ForecastDecoding Decoding { get; set; } = ForecastDecoding.Direct;
+
+        /// <inheritdoc/>
+        public override void Validate()
+        {
+            base.Validate();
+            Require(Enum.IsDefined(Decoding), nameof(Decoding), "must be Direct or Autoregressive");
+            if (Decoding != ForecastDecoding.Autoregressive) return;
+            Require(!Bidirectional, nameof(Bidirectional), "must be false with Decoding = Autoregressive (the forecast continues the forward state)");
+            Require(Pooling == SequencePooling.Last, nameof(Pooling), "must be Last with Decoding = Autoregressive (each forecast comes from the latest state)");
+            if (FeaturesPerStep is int f)
+                Require(f == 1, nameof(FeaturesPerStep), "must be 1 with Decoding = Autoregressive (each forecast becomes the next step's only value)");
+        }
+    }
 
     private readonly RnnFamily _family;
 
@@ -225,6 +263,7 @@ public sealed class RnnForecaster : DeepForecastTrainerBase
     private protected override InputEncoder CreateEncoder(DataViewSchema schema) => _family.CreateEncoder(schema);
     private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => _family.CreateSpec(input);
     private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize, ch);
+    private protected override bool StandardizesLabel => ((Options)TrainerOptions).Decoding == ForecastDecoding.Direct && TrainerOptions.StandardizeLabel;
 }
 
 /// <summary>

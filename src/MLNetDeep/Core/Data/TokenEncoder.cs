@@ -18,6 +18,21 @@ internal sealed class TokenEncoder : InputEncoder
     public const string KindName = "tokens";
     public const int PaddingId = 0, UnknownId = 1;
 
+    /// <summary>
+    /// Training only: replaces each real token of [B, T] ids by <see cref="UnknownId"/> with probability
+    /// <paramref name="rate"/> (torch's seeded generator), so the unknown id's embedding is trained — at scoring every
+    /// word the key mapping did not see is unknown. Padding stays padding, so lengths do not change.
+    /// </summary>
+    public static Tensor DropTokens(Tensor ids, double rate)
+    {
+        using var r = rate.ToScalar();
+        using var draw = torch.rand(ids.shape);
+        using var hit = draw.lt(r);
+        using var real = ids.gt(SafeOps.LongOne);
+        using var drop = hit.logical_and(real);
+        return ids.masked_fill(drop, SafeOps.LongOne);
+    }
+
     public TokenEncoder(long keyCount, int maximumSequenceLength)
     {
         KeyCount = keyCount;
