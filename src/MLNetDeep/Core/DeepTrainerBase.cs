@@ -220,7 +220,7 @@ internal static class TrainingFingerprint
             ("training data", train.Fingerprint),
             ("validation data", valid?.Fingerprint ?? "none"),
         };
-        bool scheduleSpansEpochs = o.Schedule is LearningRateSchedule.Cosine or LearningRateSchedule.OneCycle;
+        bool scheduleSpansEpochs = o.Schedule is LearningRateSchedule.Cosine or LearningRateSchedule.OneCycle or LearningRateSchedule.WarmupCosine or LearningRateSchedule.WarmupLinear;
         foreach (var p in o.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance).OrderBy(p => p.Name, StringComparer.Ordinal))
         {
             if (Ignored.Contains(p.Name) || p.GetIndexParameters().Length > 0) continue;

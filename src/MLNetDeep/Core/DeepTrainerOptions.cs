@@ -27,6 +27,10 @@ public enum LearningRateSchedule
     OneCycle,
     /// <summary>Multiplied by <see cref="DeepTrainerOptions.PlateauFactor"/> when the monitored loss stops improving for <see cref="DeepTrainerOptions.PlateauPatience"/> epochs.</summary>
     ReduceOnPlateau,
+    /// <summary>Linear warm-up from 0 to <see cref="DeepTrainerOptions.LearningRate"/> over <see cref="DeepTrainerOptions.WarmupFraction"/> of the batches, then cosine decay to <see cref="DeepTrainerOptions.MinimumLearningRate"/> (the usual Transformer schedule).</summary>
+    WarmupCosine,
+    /// <summary>Linear warm-up over <see cref="DeepTrainerOptions.WarmupFraction"/> of the batches, then linear decay to <see cref="DeepTrainerOptions.MinimumLearningRate"/> (BERT's schedule).</summary>
+    WarmupLinear,
 }
 
 /// <summary>Loss minimised by a regression trainer.</summary>
@@ -110,6 +114,18 @@ public abstract class DeepTrainerOptions
 
     /// <summary>Fraction of all batches spent warming up with <see cref="LearningRateSchedule.OneCycle"/>. Default 0.3.</summary>
     public double OneCycleWarmupFraction { get; set; } = 0.3;
+
+    /// <summary>Fraction of all batches spent in the linear warm-up of <see cref="LearningRateSchedule.WarmupCosine"/> and <see cref="LearningRateSchedule.WarmupLinear"/>. Default 0.1.</summary>
+    public double WarmupFraction { get; set; } = 0.1;
+
+    /// <summary>Adam / AdamW: decay rate of the first-moment (mean) estimate. Default 0.9.</summary>
+    public double AdamBeta1 { get; set; } = 0.9;
+
+    /// <summary>Adam / AdamW: decay rate of the second-moment estimate. Default 0.999 (Transformers often use 0.98).</summary>
+    public double AdamBeta2 { get; set; } = 0.999;
+
+    /// <summary>Adam / AdamW: term added to the denominator for numerical stability. Default 1e-8 (Transformers often use 1e-6).</summary>
+    public double AdamEpsilon { get; set; } = 1e-8;
 
     /// <summary>Factor applied when the loss plateaus with <see cref="LearningRateSchedule.ReduceOnPlateau"/>. Default 0.5.</summary>
     public double PlateauFactor { get; set; } = 0.5;
@@ -223,6 +239,11 @@ public abstract class DeepTrainerOptions
         Require(StepGamma > 0 && StepGamma <= 1, nameof(StepGamma), "must be in (0, 1]");
         Require(MinimumLearningRate >= 0 && MinimumLearningRate <= LearningRate, nameof(MinimumLearningRate), "must be in [0, LearningRate]");
         Require(OneCycleWarmupFraction > 0 && OneCycleWarmupFraction < 1, nameof(OneCycleWarmupFraction), "must be in (0, 1)");
+        Require(WarmupFraction >= 0 && WarmupFraction < 1, nameof(WarmupFraction), "must be in [0, 1)");
+        Require(AdamBeta1 >= 0 && AdamBeta1 < 1, nameof(AdamBeta1), "must be in [0, 1)");
+        Require(AdamBeta2 >= 0 && AdamBeta2 < 1, nameof(AdamBeta2), "must be in [0, 1)");
+        Require(AdamEpsilon > 0 && double.IsFinite(AdamEpsilon), nameof(AdamEpsilon), "must be a positive number");
+        Require(Enum.IsDefined(Schedule), nameof(Schedule), "must be a LearningRateSchedule value");
         Require(PlateauFactor > 0 && PlateauFactor < 1, nameof(PlateauFactor), "must be in (0, 1)");
         Require(PlateauPatience >= 0, nameof(PlateauPatience), "must be zero or positive");
         Require(ValidationFraction >= 0 && ValidationFraction < 1, nameof(ValidationFraction), "must be in [0, 1)");

@@ -14,7 +14,7 @@ namespace MLNetDeep;
 /// Drawn with SkiaSharp 2.88 (the version Microsoft.ML.ImageAnalytics 5.0.1 and TorchSharp use) and the system's
 /// fonts (DejaVu Sans, Liberation Sans, Noto Sans, Arial, ... whichever is installed first).
 /// </remarks>
-public static class DeepPlots
+public static partial class DeepPlots
 {
     /// <summary>Width of the training-curves image in pixels.</summary>
     public const int TrainingCurvesWidth = 1000;

@@ -41,6 +41,16 @@ internal sealed class LearningRateScheduler
             }
             case LearningRateSchedule.ReduceOnPlateau:
                 return lr * PlateauScale;
+            case LearningRateSchedule.WarmupCosine:
+            case LearningRateSchedule.WarmupLinear:
+            {
+                // Warm-up reaches the peak at the end of its last batch (batch index + 1), never a zero rate.
+                double warm = _o.WarmupFraction, step = Math.Clamp((epoch * _batchesPerEpoch + batch + 1) / (double)_totalBatches, 0, 1);
+                if (step <= warm) return lr * step / warm;
+                double u = Math.Clamp((t - warm) / (1 - warm), 0, 1);
+                double shape = _o.Schedule == LearningRateSchedule.WarmupCosine ? (1 + Math.Cos(Math.PI * u)) / 2 : 1 - u;
+                return _o.MinimumLearningRate + (lr - _o.MinimumLearningRate) * shape;
+            }
             default:
                 return lr;
         }

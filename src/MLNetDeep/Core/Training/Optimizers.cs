@@ -92,8 +92,8 @@ internal abstract class SafeOptimizer : IDisposable
     public static SafeOptimizer Create(DeepTrainerOptions o, IEnumerable<Tensor> parameters) => o.Optimizer switch
     {
         DeepOptimizer.Sgd => new Sgd(parameters, o.LearningRate, o.Momentum, o.Nesterov, o.WeightDecay),
-        DeepOptimizer.Adam => new Adam(parameters, o.LearningRate, o.WeightDecay, decoupled: false),
-        _ => new Adam(parameters, o.LearningRate, o.WeightDecay, decoupled: true),
+        DeepOptimizer.Adam => new Adam(parameters, o.LearningRate, o.WeightDecay, decoupled: false, o.AdamBeta1, o.AdamBeta2, o.AdamEpsilon),
+        _ => new Adam(parameters, o.LearningRate, o.WeightDecay, decoupled: true, o.AdamBeta1, o.AdamBeta2, o.AdamEpsilon),
     };
 }
 
@@ -142,13 +142,16 @@ internal sealed class Sgd : SafeOptimizer
 /// <summary>Adam (L2 weight decay in the gradient) or AdamW (decoupled weight decay), as torch.optim.Adam / AdamW.</summary>
 internal sealed class Adam : SafeOptimizer
 {
-    private const double Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8;
+    private readonly double Beta1, Beta2, Epsilon;
     private readonly bool _decoupled;
     private readonly Tensor[] _m, _v;
 
-    public Adam(IEnumerable<Tensor> parameters, double learningRate, double weightDecay, bool decoupled)
+    public Adam(IEnumerable<Tensor> parameters, double learningRate, double weightDecay, bool decoupled, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8)
         : base(parameters, learningRate, weightDecay)
     {
+        Beta1 = beta1;
+        Beta2 = beta2;
+        Epsilon = epsilon;
         _decoupled = decoupled;
         _m = Parameters.Select(ZerosLike).ToArray();
         _v = Parameters.Select(ZerosLike).ToArray();
