@@ -9,7 +9,7 @@ public static class PredictionDump
 {
     public static IEnumerable<string> Lines(IDataView scored)
     {
-        var score = scored.Schema["Score"];
+        var score = scored.Schema.GetColumnOrNull("Score") ?? scored.Schema["Embedding"]; // a pretrained encoder adds Embedding
         var prob = scored.Schema.GetColumnOrNull("Probability");
         var cols = prob is null ? new[] { score } : new[] { score, prob.Value };
         using var cursor = scored.GetRowCursor(cols);

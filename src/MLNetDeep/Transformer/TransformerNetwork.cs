@@ -67,6 +67,12 @@ internal sealed class TransformerNetworkSpec : NetworkSpec
     public int Height { get; init; }
     public int Width2D { get; init; }
 
+    /// <summary>Self-supervised pretraining: a masked-token head instead of the task head; scoring gives the pooled encoding.</summary>
+    public bool Pretraining { get; init; }
+
+    /// <summary>Pretraining: the share of real tokens to predict.</summary>
+    public float MaskProbability { get; init; } = 0.15f;
+
     /// <summary>Runtime choice (not saved): libtorch's fused scaled_dot_product_attention or the explicit form.</summary>
     public bool FusedAttention { get; set; } = true;
 
@@ -100,6 +106,22 @@ internal sealed class TransformerNetworkSpec : NetworkSpec
         }
     }
 
+    /// <summary>This spec with the masked-token pretraining head.</summary>
+    public TransformerNetworkSpec AsPretraining(float maskProbability) => new()
+    {
+        Layers = Layers, Width = Width, Heads = Heads, FeedForward = FeedForward, Activation = Activation, Dropout = Dropout, AttentionDropout = AttentionDropout,
+        PreNorm = PreNorm, Epsilon = Epsilon, Positions = Positions, Pooling = Pooling, FeaturesPerStep = FeaturesPerStep, PatchSize = PatchSize,
+        Channels = Channels, Height = Height, Width2D = Width2D, FusedAttention = FusedAttention, Pretraining = true, MaskProbability = maskProbability,
+    };
+
+    /// <summary>This encoder's shape with another pooling and without the pretraining head (for fine-tuning).</summary>
+    public TransformerNetworkSpec ForTask(TransformerPooling pooling, float dropout, bool fused) => new()
+    {
+        Layers = Layers, Width = Width, Heads = Heads, FeedForward = FeedForward, Activation = Activation, Dropout = dropout, AttentionDropout = AttentionDropout,
+        PreNorm = PreNorm, Epsilon = Epsilon, Positions = Positions, Pooling = pooling, FeaturesPerStep = FeaturesPerStep, PatchSize = PatchSize,
+        Channels = Channels, Height = Height, Width2D = Width2D, FusedAttention = fused,
+    };
+
     internal readonly record struct InputShape(int Vocabulary, int Positions, int Steps, int Patches);
 
     public override string Describe(InputEncoder input, int outputSize)
@@ -111,23 +133,25 @@ internal sealed class TransformerNetworkSpec : NetworkSpec
             DenseEncoder d => $"{d.Size / FeaturesPerStep} steps x {FeaturesPerStep}",
             _ => input.Describe(),
         };
+        if (Pretraining) source += $", masked-token pretraining ({MaskProbability:P0} of the tokens)";
         return $"Transformer {source} -> {Layers} x (width {Width}, {Heads} heads, feed-forward {FeedForward} {Activation}, {(PreNorm ? "pre" : "post")}-norm), "
             + $"{Positions} positions, {Pooling} pooling" + (Dropout > 0 ? $", dropout {Dropout}" : "") + $" -> {outputSize}";
     }
 
     protected override void WriteBody(BinaryWriter w)
     {
-        w.Write(1);
+        w.Write(Pretraining ? 2 : 1); // version 2 adds the pretraining head
         w.Write(Layers); w.Write(Width); w.Write(Heads); w.Write(FeedForward);
         w.Write((int)Activation); w.Write(Dropout); w.Write(AttentionDropout); w.Write(PreNorm); w.Write(Epsilon);
         w.Write((int)Positions); w.Write((int)Pooling); w.Write(FeaturesPerStep); w.Write(PatchSize);
         w.Write(Channels); w.Write(Height); w.Write(Width2D);
+        if (Pretraining) w.Write(MaskProbability);
     }
 
     public static TransformerNetworkSpec ReadBody(BinaryReader r)
     {
         int version = r.ReadInt32();
-        if (version != 1) throw new InvalidDataException($"Unknown Transformer format version {version}.");
+        if (version is not (1 or 2)) throw new InvalidDataException($"Unknown Transformer format version {version}.");
         var spec = new TransformerNetworkSpec
         {
             Layers = r.ReadInt32(), Width = r.ReadInt32(), Heads = r.ReadInt32(), FeedForward = r.ReadInt32(),
@@ -135,10 +159,11 @@ internal sealed class TransformerNetworkSpec : NetworkSpec
             Positions = (PositionEncoding)r.ReadInt32(), Pooling = (TransformerPooling)r.ReadInt32(), FeaturesPerStep = r.ReadInt32(), PatchSize = r.ReadInt32(),
             Channels = r.ReadInt32(), Height = r.ReadInt32(), Width2D = r.ReadInt32(),
         };
+        if (version == 2) spec = spec.AsPretraining(r.ReadSingle());
         if (spec.Layers is <= 0 or > 1000 || spec.Width <= 0 || spec.Heads <= 0 || spec.Width % spec.Heads != 0 || spec.FeedForward <= 0
             || !Enum.IsDefined(spec.Activation) || !Enum.IsDefined(spec.Positions) || !Enum.IsDefined(spec.Pooling)
             || spec.Dropout is < 0 or >= 1 || spec.AttentionDropout is < 0 or >= 1 || !(spec.Epsilon > 0) || spec.FeaturesPerStep <= 0 || spec.PatchSize < 0
-            || spec.Channels < 0 || spec.Height < 0 || spec.Width2D < 0)
+            || spec.Channels < 0 || spec.Height < 0 || spec.Width2D < 0 || spec.MaskProbability is <= 0 or >= 1)
             throw new InvalidDataException("Corrupt Transformer description.");
         return spec;
     }
@@ -266,7 +291,10 @@ internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>
     internal readonly LayerNorm? finalNorm;
     internal readonly TorchSharp.Modules.Dropout inputDropout, headDropout;
     internal readonly Linear? attentionPool;
-    internal readonly Linear head;
+    internal readonly Linear? head;
+    internal readonly Linear? mlm;
+    internal readonly Parameter? mask;
+    private readonly Scalar _maskProbability, _eighty, _ninety;
 
     public TransformerNetwork(TransformerNetworkSpec spec, TransformerNetworkSpec.InputShape shape, int outputSize) : base("TransformerNetwork")
     {
@@ -285,7 +313,16 @@ internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>
         inputDropout = nn.Dropout(spec.Dropout);
         headDropout = nn.Dropout(spec.Dropout);
         if (spec.Pooling == TransformerPooling.Attention) attentionPool = nn.Linear(d, 1);
-        head = nn.Linear(d, outputSize);
+        if (spec.Pretraining)
+        {
+            if (shape.Vocabulary == 0) throw new ArgumentOutOfRangeException(nameof(TransformerOptions.FeatureColumnName), "Masked-token pretraining needs token input.");
+            mlm = nn.Linear(d, shape.Vocabulary);
+            mask = OwnParameter(d);
+        }
+        else head = nn.Linear(d, outputSize);
+        _maskProbability = ((double)spec.MaskProbability).ToScalar();
+        _eighty = 0.8.ToScalar();
+        _ninety = 0.9.ToScalar();
         RegisterComponents();
         Initialise();
         FusedAttention = spec.FusedAttention;
@@ -296,6 +333,48 @@ internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>
         var p = new Parameter(torch.zeros(shape));
         p.DetachFromDisposeScope();
         return p;
+    }
+
+    /// <summary>Copies the encoder's tensors (embedding, [CLS], positions, layers, final norm) that <paramref name="source"/>
+    /// has with the same name and shape; returns how many were copied.</summary>
+    internal int CopyEncoderFrom(TransformerNetwork source)
+    {
+        var from = source.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        int copied = 0;
+        using var noGrad = torch.no_grad();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.StartsWith("head", StringComparison.Ordinal) || name.StartsWith("attentionPool", StringComparison.Ordinal)) continue;
+            if (!from.TryGetValue(name, out var src)) continue;
+            if (src.shape.SequenceEqual(p.shape) && (name != "positions" || (cls is null) == (source.cls is null)))
+            {
+                p.copy_(src);
+                copied++;
+            }
+            else if (name == "positions")
+            {
+                // One side has a [CLS] slot at position 0 and the other not: copy the tokens' positions.
+                long skipFrom = source.cls is null ? 0 : 1, skipTo = cls is null ? 0 : 1;
+                long tokens = Math.Min(src.shape[1] - skipFrom, p.shape[1] - skipTo);
+                using var s = src.narrow(1, skipFrom, tokens);
+                using var d = p.narrow(1, skipTo, tokens);
+                d.copy_(s);
+                copied++;
+            }
+        }
+        return copied;
+    }
+
+    /// <summary>Stops training the input adapter (embedding, [CLS], positions) and the lowest <paramref name="layerCount"/> layers.</summary>
+    internal void FreezeEncoder(int layerCount)
+    {
+        foreach (var (name, p) in named_parameters())
+        {
+            bool input = name.StartsWith("embedding", StringComparison.Ordinal) || name.StartsWith("stepProjection", StringComparison.Ordinal)
+                || name.StartsWith("patchProjection", StringComparison.Ordinal) || name is "cls" or "positions" or "mask";
+            bool lowLayer = name.StartsWith("layers.", StringComparison.Ordinal) && int.Parse(name.Split('.')[1], System.Globalization.CultureInfo.InvariantCulture) < layerCount;
+            if (input || lowLayer) p.requires_grad = false;
+        }
     }
 
     /// <summary>The attention modules of the layers, lowest first.</summary>
@@ -343,7 +422,38 @@ internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>
         return torch.tensor(table, new long[] { 1, positions, width }).DetachFromDisposeScope();
     }
 
-    public override Tensor forward(Tensor x) => Pool(Encode(x, out var valid), valid);
+    public override Tensor forward(Tensor x) => mlm is not null && training ? MaskedTokens(x) : Pool(Encode(x, out var valid), valid);
+
+    /// <summary>
+    /// Pretraining step (BERT's recipe): of the real tokens, <see cref="TransformerNetworkSpec.MaskProbability"/> are
+    /// chosen; 80 % of those are replaced by a learned mask vector, 10 % by a random token, 10 % kept; the head
+    /// predicts the original token at each chosen position. Returns per row [loss sum, correct, chosen count].
+    /// </summary>
+    private Tensor MaskedTokens(Tensor ids)
+    {
+        var real = ids.gt(SafeOps.LongOne); // not padding, not the unknown id
+        var chosen = torch.rand(ids.shape).lt(_maskProbability).logical_and(real);
+        if (!chosen.any().item<bool>()) chosen = real; // a batch with nothing chosen predicts all its tokens
+        var draw = torch.rand(ids.shape);
+        var masked = chosen.logical_and(draw.lt(_eighty));
+        var randomised = chosen.logical_and(draw.ge(_eighty)).logical_and(draw.lt(_ninety));
+        var input = torch.where(randomised, torch.randint(2, _shape.Vocabulary, ids.shape, ScalarType.Int64), ids);
+        var h = Embed(input, out var valid, masked);
+        foreach (var layer in layers) h = layer.forward(h, valid);
+        if (finalNorm is not null) h = finalNorm.forward(h);
+        if (cls is not null) h = h.narrow(1, 1, h.shape[1] - 1);
+        var where = chosen.nonzero(); // [M, 2]: row, position
+        var rows = where.select(1, 0);
+        var logits = mlm!.forward(h.index(new TensorIndex[] { TensorIndex.Tensor(rows), TensorIndex.Tensor(where.select(1, 1)) }));
+        var targets = ids.masked_select(chosen);
+        var loss = F.cross_entropy(logits, targets, reduction: nn.Reduction.None);
+        var correct = logits.argmax(1).eq(targets).to_type(ScalarType.Float32);
+        long b = ids.shape[0];
+        var lossSum = torch.zeros(b).scatter_add(0, rows, loss);
+        var correctSum = torch.zeros(b).scatter_add(0, rows, correct);
+        var count = torch.zeros(b).scatter_add(0, rows, torch.ones_like(loss));
+        return torch.stack(new[] { lossSum, correctSum, count }, 1);
+    }
 
     /// <summary>The per-position outputs [B, T', D] (after the final norm) and the valid positions [B, T'].</summary>
     internal Tensor Encode(Tensor x, out Tensor valid)
@@ -354,8 +464,9 @@ internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>
         return h;
     }
 
-    /// <summary>The input adapter: embeddings (+ [CLS]) + positions, [B, T', D], and the valid positions [B, T'].</summary>
-    private Tensor Embed(Tensor x, out Tensor valid)
+    /// <summary>The input adapter: embeddings (+ [CLS]) + positions, [B, T', D], and the valid positions [B, T'];
+    /// <paramref name="masked"/> positions get the learned mask vector instead of their token's embedding.</summary>
+    private Tensor Embed(Tensor x, out Tensor valid, Tensor? masked = null)
     {
         long b = x.shape[0];
         Tensor h;
@@ -366,6 +477,7 @@ internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>
             // An empty row (every token removed) is one padding step: let it be seen, so the row has a defined output.
             using (var first = valid.narrow(1, 0, 1)) first.fill_(SafeOps.True);
             h = embedding.forward(x);
+            if (masked is not null) h = torch.where(masked.unsqueeze(-1), mask!.expand(h.shape), h);
         }
         else if (patchProjection is not null)
         {
@@ -424,12 +536,18 @@ internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>
                 break;
             }
         }
-        return head.forward(headDropout.forward(pooled));
+        return head is null ? pooled : head.forward(headDropout.forward(pooled));
     }
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _sinusoid?.Dispose();
+        if (disposing)
+        {
+            _sinusoid?.Dispose();
+            _maskProbability.Dispose();
+            _eighty.Dispose();
+            _ninety.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

@@ -81,6 +81,25 @@ public abstract class TransformerOptions : SequenceOptions
     /// </summary>
     public bool FusedAttention { get; set; } = true;
 
+    /// <summary>
+    /// Transfer learning: a trained MLNetDeep Transformer to start from — a pretrained encoder
+    /// (<c>mlContext.Transforms.Text.PretrainTransformerEncoder</c>) or any Transformer model, or a fitted pipeline ending
+    /// in one. Its encoder (embedding, positions, layers) is copied and a new head is trained; its shape replaces
+    /// <see cref="NumberOfLayers"/>, <see cref="ModelWidth"/>, <see cref="NumberOfHeads"/> and the other encoder options
+    /// (<see cref="Pooling"/> and <see cref="Dropout"/> stay yours). The token column must come from the same fitted
+    /// tokenizing transforms (the same vocabulary). Default none.
+    /// </summary>
+    public ITransformer? BaseModel { get; set; }
+
+    /// <summary>Transfer learning: path of a saved model zip to start from (instead of <see cref="BaseModel"/>).</summary>
+    public string? BaseModelPath { get; set; }
+
+    /// <summary>
+    /// Transfer learning: keep the embedding, positions and this many lowest encoder layers as they were trained
+    /// (their weights stay bit-identical); 0 (default) fine-tunes everything.
+    /// </summary>
+    public int FreezeLayers { get; set; }
+
     /// <inheritdoc/>
     public override void Validate()
     {
@@ -101,6 +120,13 @@ public abstract class TransformerOptions : SequenceOptions
         if (ImageHeight is int h) Positive(h, nameof(ImageHeight));
         if (ImageWidth is int w) Positive(w, nameof(ImageWidth));
         Require(PatchSize > 0 || ImageChannels is null && ImageHeight is null && ImageWidth is null, nameof(PatchSize), "must be set when an image shape is given");
+        Require(FreezeLayers >= 0, nameof(FreezeLayers), "must be zero or positive");
+        if (BaseModel is not null && BaseModelPath is not null)
+            throw new ArgumentException("Give BaseModel or BaseModelPath, not both.", nameof(BaseModelPath));
+        if (FreezeLayers > 0 && BaseModel is null && BaseModelPath is null)
+            throw new ArgumentException("FreezeLayers needs a BaseModel or BaseModelPath to take the trained layers from.", nameof(FreezeLayers));
+        if (BaseModelPath is not null && !File.Exists(BaseModelPath))
+            throw new FileNotFoundException($"BaseModelPath '{BaseModelPath}' does not exist.", BaseModelPath);
     }
 }
 
@@ -129,6 +155,26 @@ internal sealed class TransformerFamily
     }
 
     public NetworkSpec CreateSpec(InputEncoder input)
+    {
+        if (LoadBase() is { } b)
+        {
+            var baseSpec = (TransformerNetworkSpec)b.Spec;
+            if (input is not TokenEncoder t || b.Encoder is not TokenEncoder bt)
+                throw new ArgumentException("Fine-tuning from a base model needs token input on both sides.", BaseOption);
+            if (t.VocabularySize != bt.VocabularySize)
+                throw new ArgumentException($"The base model read {bt.VocabularySize} token ids, but feature column '{_o.FeatureColumnName}' has {t.VocabularySize}: "
+                    + "tokenize the pretraining text and this data with the same fitted transforms (the same vocabulary).", BaseOption);
+            if (_o.FreezeLayers > baseSpec.Layers)
+                throw new ArgumentOutOfRangeException(nameof(TransformerOptions.FreezeLayers), $"FreezeLayers is {_o.FreezeLayers}, but the base encoder has {baseSpec.Layers} layers.");
+            var spec = baseSpec.ForTask(_o.Pooling, _o.Dropout, _o.FusedAttention);
+            if (t.MaximumSequenceLength != bt.MaximumSequenceLength)
+                throw new ArgumentException($"The base model's position table is for {bt.MaximumSequenceLength} tokens; set MaximumSequenceLength to {bt.MaximumSequenceLength}.", nameof(SequenceOptions.MaximumSequenceLength));
+            return spec;
+        }
+        return CreateOwnSpec(input);
+    }
+
+    private NetworkSpec CreateOwnSpec(InputEncoder input)
     {
         int featuresPerStep = 1, channels = 0, height = 0, width = 0;
         if (input is DenseEncoder d)
@@ -170,15 +216,45 @@ internal sealed class TransformerFamily
         };
     }
 
-    public nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize)
+    public nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch)
     {
         if (_o.TokenDropout > 0 && input is not TokenEncoder)
             throw new ArgumentException($"TokenDropout needs token input, but feature column '{_o.FeatureColumnName}' holds numbers.", nameof(SequenceOptions.TokenDropout));
         var net = (TransformerNetwork)spec.Build(input, outputSize);
         net.TokenDropout = _o.TokenDropout;
         net.FusedAttention = _o.FusedAttention;
+        if (LoadBase() is { } b)
+        {
+            int copied = net.CopyEncoderFrom((TransformerNetwork)b.Network);
+            if (_o.FreezeLayers > 0) net.FreezeEncoder(_o.FreezeLayers);
+            ch.Info($"MLNetDeep: {copied} encoder tensors copied from the base model ({b.Architecture})"
+                + (_o.FreezeLayers > 0 ? $"; the embedding, positions and the lowest {_o.FreezeLayers} layer(s) are frozen." : "."));
+        }
         return net;
     }
+
+    private string BaseOption => _o.BaseModelPath is null ? nameof(TransformerOptions.BaseModel) : nameof(TransformerOptions.BaseModelPath);
+
+    private DeepModelParameters? _base;
+
+    private DeepModelParameters? LoadBase()
+    {
+        if (_base is not null) return _base;
+        ITransformer? source = _o.BaseModel;
+        if (_o.BaseModelPath is string path) source = new MLContext().Model.Load(path, out _);
+        if (source is null) return null;
+        var model = FindModel(source) ?? throw new ArgumentException("The base model contains no MLNetDeep network.", BaseOption);
+        if (model.Spec is not TransformerNetworkSpec || model.Network is not TransformerNetwork)
+            throw new ArgumentException($"The base model is {model.Architecture}, not a Transformer.", BaseOption);
+        return _base = model;
+    }
+
+    private static DeepModelParameters? FindModel(ITransformer t) => t switch
+    {
+        IPredictionTransformer<DeepModelParameters> p => p.Model,
+        IEnumerable<ITransformer> chain => chain.Reverse().Select(FindModel).FirstOrDefault(m => m is not null),
+        _ => null,
+    };
 }
 
 /// <summary>Trains a Transformer encoder for binary classification of token sequences, numeric sequences or images.</summary>
@@ -194,7 +270,7 @@ public sealed class TransformerBinaryTrainer : DeepBinaryTrainerBase
     private protected override void CheckFeatureShape(SchemaShape.Column feature) => _family.CheckFeatureShape(feature);
     private protected override InputEncoder CreateEncoder(DataViewSchema schema) => _family.CreateEncoder(schema);
     private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => _family.CreateSpec(input);
-    private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize);
+    private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize, ch);
 }
 
 /// <summary>Trains a Transformer encoder for multiclass classification of token sequences, numeric sequences or images.</summary>
@@ -210,7 +286,7 @@ public sealed class TransformerMulticlassTrainer : DeepMulticlassTrainerBase
     private protected override void CheckFeatureShape(SchemaShape.Column feature) => _family.CheckFeatureShape(feature);
     private protected override InputEncoder CreateEncoder(DataViewSchema schema) => _family.CreateEncoder(schema);
     private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => _family.CreateSpec(input);
-    private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize);
+    private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize, ch);
 }
 
 /// <summary>Trains a Transformer encoder for regression on token sequences, numeric sequences or images.</summary>
@@ -226,7 +302,7 @@ public sealed class TransformerRegressionTrainer : DeepRegressionTrainerBase
     private protected override void CheckFeatureShape(SchemaShape.Column feature) => _family.CheckFeatureShape(feature);
     private protected override InputEncoder CreateEncoder(DataViewSchema schema) => _family.CreateEncoder(schema);
     private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => _family.CreateSpec(input);
-    private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize);
+    private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize, ch);
 }
 
 /// <summary>Trains a Transformer encoder that forecasts H future values (a <c>vector&lt;float&gt;</c> label) from a window of the past.</summary>
@@ -242,7 +318,7 @@ public sealed class TransformerForecaster : DeepForecastTrainerBase
     private protected override void CheckFeatureShape(SchemaShape.Column feature) => _family.CheckFeatureShape(feature);
     private protected override InputEncoder CreateEncoder(DataViewSchema schema) => _family.CreateEncoder(schema);
     private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => _family.CreateSpec(input);
-    private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize);
+    private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize, ch);
 }
 
 /// <summary>

@@ -42,6 +42,7 @@ internal sealed class LabelStore
         _column = col.Name;
         switch (_kind)
         {
+            case LabelKind.None: break;
             case LabelKind.Boolean: _bool = row.GetGetter<bool>(col); break;
             case LabelKind.Key: _key = row.GetGetter<uint>(col); break;
             case LabelKind.FloatVector: _vector = row.GetGetter<VBuffer<float>>(col); break;
@@ -51,6 +52,7 @@ internal sealed class LabelStore
 
     public void Append(long row, string role)
     {
+        if (_kind == LabelKind.None) { Count++; return; }
         if (_kind == LabelKind.Key)
         {
             _key!(ref _k);
@@ -101,6 +103,7 @@ internal sealed class LabelStore
     public Tensor Collate(ReadOnlySpan<long> rows)
     {
         int n = rows.Length;
+        if (_kind == LabelKind.None) return torch.zeros(n);
         if (_kind == LabelKind.Key)
         {
             var y = new long[n];

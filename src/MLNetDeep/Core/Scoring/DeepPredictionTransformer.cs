@@ -363,6 +363,7 @@ internal static class DeepPredictionTransformerLoader
     public const string MulticlassSignature = "MLNetDeepMulticlassXf";
     public const string RegressionSignature = "MLNetDeepRegressionXf";
     public const string ForecastSignature = "MLNetDeepForecastXf";
+    public const string EncoderSignature = "MLNetDeepEncoderXf";
 
     public static VersionInfo GetVersionInfo(DeepModelParameters model) =>
         new(modelSignature: model.TransformerModelSignature, verWrittenCur: 0x00010001, verReadableCur: 0x00010001, verWeCanReadBack: 0x00010001,

@@ -18,6 +18,8 @@ internal enum LabelKind
     Float,
     /// <summary>Known-size <c>vector&lt;float&gt;</c> label (forecast horizon), float target [N, H].</summary>
     FloatVector,
+    /// <summary>No label (self-supervised: the targets come from the features); the target is a zero per row.</summary>
+    None,
 }
 
 /// <summary>
@@ -114,6 +116,7 @@ internal abstract class TaskHead : IDisposable
         MulticlassHead.KindName => new MulticlassHead(outputSize, null, 0),
         RegressionHead.KindName => new RegressionHead(RegressionLoss.SquaredError, 1, true),
         ForecastHead.KindName => new ForecastHead(outputSize, RegressionLoss.SquaredError, 1, true),
+        MaskedTokenHead.KindName => new MaskedTokenHead(outputSize),
         _ => throw new InvalidDataException($"This model uses the task '{kind}', which this version of MLNetDeep does not know. Update the MLNetDeep package."),
     };
 
