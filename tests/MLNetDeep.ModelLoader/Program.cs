@@ -1,13 +1,14 @@
-// usage: MLNetDeep.ModelLoader <model.zip> <bike|sms|github|fashion> <output.txt>
-// Writes one line per row: the bits of every float of the Score column (and Probability, PredictedLabel when present).
+// usage: MLNetDeep.ModelLoader <model.zip> <bike|sms|github|fashion|sunspots|sunspots11> <output.txt> [column]
+// Writes one line per row: the bits of every float of the Score column (and Probability, PredictedLabel when present);
+// with a column name, that column's keys instead (a key or vector of keys, e.g. TokenizeIntoSubwords' output).
 using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLNetDeep.TestData;
 
-if (args.Length != 3)
+if (args.Length != 3 && args.Length != 4)
 {
-    Console.Error.WriteLine("usage: MLNetDeep.ModelLoader <model.zip> <bike|sms|github|fashion|sunspots|sunspots11> <output.txt>");
+    Console.Error.WriteLine("usage: MLNetDeep.ModelLoader <model.zip> <bike|sms|github|fashion|sunspots|sunspots11> <output.txt> [column]");
     return 2;
 }
 try
@@ -25,7 +26,7 @@ try
         _ => throw new ArgumentException("unknown data set " + args[1]),
     };
     var scored = model.Transform(data);
-    File.WriteAllLines(args[2], PredictionDump.Lines(scored));
+    File.WriteAllLines(args[2], args.Length == 4 ? PredictionDump.KeyLines(scored, args[3]) : PredictionDump.Lines(scored));
     return 0;
 }
 catch (Exception e)

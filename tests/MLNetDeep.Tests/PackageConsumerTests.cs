@@ -125,8 +125,11 @@ public sealed class PackageConsumerTests
             .Select(x => $"{x.Attribute("id")?.Value} {x.Attribute("version")?.Value}").OrderBy(d => d, StringComparer.Ordinal));
         string props = File.ReadAllText(buildProps);
         string Property(string name) => Regex.Match(props, $"<{name}>([^<]+)</{name}>").Groups[1].Value;
-        // Microsoft.ML and TorchSharp-cpu pinned exactly; SkiaSharp (for DeepPlots) held on the 2.x line ImageAnalytics needs.
-        Assert.Equal($"Microsoft.ML [{Property("MicrosoftMLVersion")}], SkiaSharp [2.88.9, 3.0.0), SkiaSharp.NativeAssets.Linux.NoDependencies [2.88.9, 3.0.0), "
+        // Microsoft.ML, Microsoft.ML.Tokenizers (with its two vocabulary packages) and TorchSharp-cpu pinned exactly;
+        // SkiaSharp (for DeepPlots) held on the 2.x line ImageAnalytics needs.
+        string tokenizers = Property("MicrosoftMLTokenizersVersion");
+        Assert.Equal($"Microsoft.ML [{Property("MicrosoftMLVersion")}], Microsoft.ML.Tokenizers [{tokenizers}], Microsoft.ML.Tokenizers.Data.Cl100kBase [{tokenizers}], "
+            + $"Microsoft.ML.Tokenizers.Data.O200kBase [{tokenizers}], SkiaSharp [2.88.9, 3.0.0), SkiaSharp.NativeAssets.Linux.NoDependencies [2.88.9, 3.0.0), "
             + $"TorchSharp-cpu [{Property("TorchSharpVersion")}]", dependencies);
     }
 

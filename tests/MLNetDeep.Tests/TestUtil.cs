@@ -28,8 +28,11 @@ internal static class TestUtil
         return d;
     }
 
-    /// <summary>Runs the ModelLoader in another process; returns its prediction dump.</summary>
-    public static string[] PredictInOtherProcess(string modelPath, string dataSet)
+    /// <summary>
+    /// Runs the ModelLoader in another process; returns its prediction dump, or with <paramref name="keyColumn"/> the
+    /// keys of that column (<see cref="PredictionDump.KeyLines"/>).
+    /// </summary>
+    public static string[] PredictInOtherProcess(string modelPath, string dataSet, string? keyColumn = null)
     {
         string loader = typeof(TestUtil).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "ModelLoader").Value!;
         Assert.True(File.Exists(loader), "model loader not built: " + loader);
@@ -39,6 +42,7 @@ internal static class TestUtil
         psi.ArgumentList.Add(modelPath);
         psi.ArgumentList.Add(dataSet);
         psi.ArgumentList.Add(output);
+        if (keyColumn is not null) psi.ArgumentList.Add(keyColumn);
         psi.Environment["MLNETDEEP_DATA"] = DataPaths.Root;
         using var p = Process.Start(psi)!;
         string stderr = p.StandardError.ReadToEnd();

@@ -36,4 +36,33 @@ public static class PredictionDump
     }
 
     private static string Bits(float f) => BitConverter.SingleToInt32Bits(f).ToString("x8", CultureInfo.InvariantCulture);
+
+    /// <summary>The keys of a key or vector-of-keys column, one line per row (space-separated; an empty vector is an empty line).</summary>
+    public static IEnumerable<string> KeyLines(IDataView data, string column)
+    {
+        var col = data.Schema[column];
+        if (((col.Type as VectorDataViewType)?.ItemType ?? col.Type) is not KeyDataViewType { RawType: var raw } || raw != typeof(uint))
+            throw new ArgumentException($"Column '{column}' is {col.Type}, not a key or vector of uint keys.");
+        using var cursor = data.GetRowCursor(new[] { col });
+        if (col.Type is VectorDataViewType)
+        {
+            var getter = cursor.GetGetter<VBuffer<uint>>(col);
+            VBuffer<uint> keys = default;
+            while (cursor.MoveNext())
+            {
+                getter(ref keys);
+                yield return string.Join(" ", keys.DenseValues().Select(k => k.ToString(CultureInfo.InvariantCulture)));
+            }
+        }
+        else
+        {
+            var getter = cursor.GetGetter<uint>(col);
+            uint key = 0;
+            while (cursor.MoveNext())
+            {
+                getter(ref key);
+                yield return key.ToString(CultureInfo.InvariantCulture);
+            }
+        }
+    }
 }
