@@ -72,7 +72,10 @@ public sealed class TransformerPretrainingTests
         var before = ((TransformerNetwork)encoder.Model.Network).named_parameters().ToDictionary(p => p.name, p => p.parameter.data<float>().ToArray());
         var after = ((TransformerNetwork)frozen.Model.Network).named_parameters().ToDictionary(p => p.name, p => p.parameter.data<float>().ToArray());
         foreach (var name in new[] { "embedding.weight", "positions", "layers.0.attention.qkv.weight", "layers.0.ff2.bias", "layers.0.norm1.weight" })
-            Assert.True(before[name].SequenceEqual(after[name]), $"{name} changed although frozen");
+        {
+            var diff = Enumerable.Range(0, before[name].Length).Where(i => before[name][i] != after[name][i]).ToArray();
+            Assert.True(diff.Length == 0, $"{name} changed although frozen: {diff.Length} of {before[name].Length} values, first at {diff.FirstOrDefault()}: {before[name][diff.FirstOrDefault()]} -> {after[name][diff.FirstOrDefault()]}");
+        }
         Assert.False(before["layers.1.attention.qkv.weight"].SequenceEqual(after["layers.1.attention.qkv.weight"]), "the unfrozen layer 1 did not train");
     }
 

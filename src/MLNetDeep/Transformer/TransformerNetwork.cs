@@ -397,7 +397,7 @@ internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>
         foreach (var (name, p) in named_parameters())
         {
             if (name.EndsWith("bias", StringComparison.Ordinal)) nn.init.zeros_(p);
-            else if (name.Contains("norm", StringComparison.Ordinal)) nn.init.ones_(p);
+            else if (name.Contains("norm", StringComparison.OrdinalIgnoreCase)) nn.init.ones_(p); // norm1, norm2, finalNorm
             else if (name.EndsWith("output.weight", StringComparison.Ordinal) || name.EndsWith("ff2.weight", StringComparison.Ordinal)) nn.init.normal_(p, 0, residual);
             else if (name.StartsWith("head", StringComparison.Ordinal)) nn.init.xavier_uniform_(p);
             else nn.init.normal_(p, 0, 0.02);

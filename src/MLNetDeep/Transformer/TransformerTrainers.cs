@@ -43,8 +43,11 @@ public abstract class TransformerOptions : SequenceOptions
     /// <summary>Dropout on the embeddings, after attention and feed-forward blocks and before the head. Default 0.1.</summary>
     public float Dropout { get; set; } = 0.1f;
 
-    /// <summary>Dropout on the attention weights. Default 0.1.</summary>
-    public float AttentionDropout { get; set; } = 0.1f;
+    /// <summary>
+    /// Dropout on the attention weights. Default 0: libtorch's fast fused attention kernel on the CPU takes no dropout,
+    /// so any value here makes training fall back to a slower path (see the benchmark's README).
+    /// </summary>
+    public float AttentionDropout { get; set; }
 
     /// <summary>Layer norm before each block (pre-norm, stable without careful warm-up; default) or after the residual (post-norm, the original Transformer and BERT).</summary>
     public bool PreNorm { get; set; } = true;

@@ -71,7 +71,7 @@ public abstract class DeepModelParameters : ICanSaveModel
         ParameterCount = Network.parameters().Sum(p => p.numel());
     }
 
-    /// <summary>Reads a saved model (see <see cref="SaveCore"/>); <paramref name="task"/> is the head kind of the loading class.</summary>
+    /// <summary>Reads a saved model (written by <see cref="SaveCommon"/>); <paramref name="task"/> is the head kind of the loading class.</summary>
     private protected static ModelCore Load(ModelLoadContext ctx, string task)
     {
         TorchEngine.EnsureLoaded();
@@ -108,10 +108,12 @@ public abstract class DeepModelParameters : ICanSaveModel
             throw new InvalidDataException($"MLNetDeep model file is corrupt or truncated: its weights ({WeightsStream}) are missing.");
         if (!SHA256.HashData(weights!).AsSpan().SequenceEqual(expectedHash))
             throw new InvalidDataException($"MLNetDeep model file is corrupt: the network weights do not match their checksum.");
-        using var scope = torch.NewDisposeScope();
+        // Built outside any dispose scope: a network's constructor may touch its parameters (initialisation), and a
+        // parameter touched inside a scope would be disposed with it. Only the loading's temporaries go in the scope.
         var network = spec.Build(encoder, head.OutputSize);
         try
         {
+            using var scope = torch.NewDisposeScope();
             using var ms = new MemoryStream(weights!);
             network.load(ms);
         }
