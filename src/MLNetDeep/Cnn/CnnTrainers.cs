@@ -172,19 +172,13 @@ internal sealed class CnnFamily
             source = new MLContext().Model.Load(path, out _);
         }
         if (source is null) return null;
-        var model = FindModel(source)
+        var model = DeepModelParameters.Find(source)
             ?? throw new ArgumentException("The base model contains no MLNetDeep network.", _o.BaseModelPath is null ? nameof(CnnOptions.BaseModel) : nameof(CnnOptions.BaseModelPath));
         if (model.Spec is not CnnNetworkSpec)
             throw new ArgumentException($"The base model is {model.Architecture}, not a CNN.", _o.BaseModelPath is null ? nameof(CnnOptions.BaseModel) : nameof(CnnOptions.BaseModelPath));
         return model;
     }
 
-    private static DeepModelParameters? FindModel(ITransformer t) => t switch
-    {
-        IPredictionTransformer<DeepModelParameters> p => p.Model,
-        IEnumerable<ITransformer> chain => chain.Reverse().Select(FindModel).FirstOrDefault(m => m is not null),
-        _ => null,
-    };
 }
 
 /// <summary>Trains a convolutional network for multiclass image classification (key-typed label, pixel vector features).</summary>

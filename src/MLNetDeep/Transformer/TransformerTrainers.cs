@@ -246,18 +246,12 @@ internal sealed class TransformerFamily
         ITransformer? source = _o.BaseModel;
         if (_o.BaseModelPath is string path) source = new MLContext().Model.Load(path, out _);
         if (source is null) return null;
-        var model = FindModel(source) ?? throw new ArgumentException("The base model contains no MLNetDeep network.", BaseOption);
+        var model = DeepModelParameters.Find(source) ?? throw new ArgumentException("The base model contains no MLNetDeep network.", BaseOption);
         if (model.Spec is not TransformerNetworkSpec || model.Network is not TransformerNetwork)
             throw new ArgumentException($"The base model is {model.Architecture}, not a Transformer.", BaseOption);
         return _base = model;
     }
 
-    private static DeepModelParameters? FindModel(ITransformer t) => t switch
-    {
-        IPredictionTransformer<DeepModelParameters> p => p.Model,
-        IEnumerable<ITransformer> chain => chain.Reverse().Select(FindModel).FirstOrDefault(m => m is not null),
-        _ => null,
-    };
 }
 
 /// <summary>Trains a Transformer encoder for binary classification of token sequences, numeric sequences or images.</summary>
