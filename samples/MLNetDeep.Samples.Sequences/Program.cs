@@ -87,6 +87,9 @@ void BinaryText(string title, IDataView data, string textColumn, int rnnEpochs, 
     {
         ("MLNetDeep BiGRU (word keys)", m => Tokens(textColumn).Append(m.BinaryClassification.Trainers.Rnn(TextRnn(rnnEpochs)))),
         ("MLNetDeep Transformer (word keys)", m => Tokens(textColumn).Append(m.BinaryClassification.Trainers.Transformer(TextTransformer(transformer.Epochs, transformer.Pooling, transformer.Batch)))),
+        // The raw text as cl100k_base sub-words (the vocabulary ships in Microsoft.ML.Tokenizers.Data.Cl100kBase).
+        ("MLNetDeep Transformer (cl100k sub-words)", m => m.Transforms.Text.TokenizeIntoSubwords("Tokens", textColumn, SubwordTokenizer.Cl100kBase())
+            .Append(m.BinaryClassification.Trainers.Transformer(TextTransformer(transformer.Epochs, transformer.Pooling, transformer.Batch)))),
     })
     {
         var runs = new List<(double, double)>();
@@ -97,7 +100,7 @@ void BinaryText(string title, IDataView data, string textColumn, int rnnEpochs, 
             var m = ml.BinaryClassification.Evaluate(model.Transform(split.TestSet));
             board.Add($"{name}, seed {seed}", seconds, m.Accuracy, m.AreaUnderRocCurve, m.F1Score);
             runs.Add((m.Accuracy, m.F1Score));
-            if (seed == 1 && name.Contains("Transformer")) saved = model;
+            if (seed == 1 && name.Contains("Transformer (word keys)")) saved = model;
         }
         spreads.Add((name, runs));
     }

@@ -34,8 +34,8 @@ public sealed class Leaderboard(string title, params string[] metrics)
     {
         Console.WriteLine();
         Console.WriteLine(title);
-        Console.WriteLine($"  {"trainer",-40}" + string.Concat(metrics.Select(m => $"{m,11}")) + $"{"train s",10}");
+        Console.WriteLine($"  {"trainer",-48}" + string.Concat(metrics.Select(m => $"{m,11}")) + $"{"train s",10}");
         foreach (var r in _rows)
-            Console.WriteLine($"  {r.Name,-40}" + string.Concat(r.Values.Select(v => $"{v,11:F4}")) + $"{r.Seconds,10:F1}");
+            Console.WriteLine($"  {r.Name,-48}" + string.Concat(r.Values.Select(v => $"{v,11:F4}")) + $"{r.Seconds,10:F1}");
     }
 }
