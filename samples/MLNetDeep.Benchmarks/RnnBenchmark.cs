@@ -86,116 +86,20 @@ internal static class RnnBenchmark
         GradientClipNorm = ClipNorm, Schedule = LearningRateSchedule.Constant, Caching = DataCaching.Memory, EpochCallback = callback,
     };
 
-    /// <summary>As the tests' Pipelines.SmsTokens: lower-cased words without punctuation, then keys.</summary>
-    private static IEstimator<ITransformer> SmsTokens(MLContext ml) =>
-        ml.Transforms.Text.NormalizeText("Normalized", nameof(SmsRow.Message), keepPunctuations: false)
-          .Append(ml.Transforms.Text.TokenizeIntoWords("Tokens", "Normalized"))
-          .Append(ml.Transforms.Conversion.MapValueToKey("Tokens"));
+    private static IEstimator<ITransformer> SmsTokens(MLContext ml) => TokenBench.SmsTokens(ml);
 
-    // ---------------------------------------------------------------- the raw data and batches
+    private static TokenBench.TokenData ReadTokens(IDataView view, int maxLength) => TokenBench.ReadTokens(view, maxLength);
 
-    /// <summary>Token rows as the trainer's TokenStore holds them, as a ragged array: id = key + 1 (key 0, unknown → 1; 0 is padding).</summary>
-    private sealed class TokenData
-    {
-        public required int[][] Rows;
-        public required float[] Labels;
-        public required int Vocabulary;   // key count + 2
-        public int Count => Rows.Length;
-        public long Tokens => Rows.Sum(r => (long)r.Length);
-    }
-
-    private static TokenData ReadTokens(IDataView view, int maxLength)
-    {
-        var tokens = view.Schema["Tokens"];
-        var label = view.Schema["Label"];
-        var key = (KeyDataViewType)((VectorDataViewType)tokens.Type).ItemType;
-        var rows = new List<int[]>();
-        var labels = new List<float>();
-        using (var cursor = view.GetRowCursor(new[] { tokens, label }))
-        {
-            var getTokens = cursor.GetGetter<VBuffer<uint>>(tokens);
-            var getLabel = cursor.GetGetter<bool>(label);
-            VBuffer<uint> buffer = default;
-            bool l = false;
-            while (cursor.MoveNext())
-            {
-                getTokens(ref buffer);
-                getLabel(ref l);
-                var row = new int[Math.Min(buffer.Length, maxLength)];
-                int i = 0;
-                foreach (uint k in buffer.DenseValues())
-                {
-                    if (i == row.Length) break;
-                    row[i++] = k == 0 ? 1 : (int)k + 1;
-                }
-                rows.Add(row);
-                labels.Add(l ? 1f : 0f);
-            }
-        }
-        return new TokenData { Rows = rows.ToArray(), Labels = labels.ToArray(), Vocabulary = checked((int)key.Count + 2) };
-    }
-
-    /// <summary>
-    /// One epoch's row order and batch starts exactly as the trainer makes them: TrainingLoop seeds
-    /// new Random(seed · 7919 + epoch · 104729 + 17); TrainingData.CachedBatches shuffles with Fisher-Yates and, with
-    /// bucketing, sorts pools of 50 batches by length (the same unstable sort), cuts them into batches and visits the
-    /// batches in random order. Same rows in the same order as the trainer reads them, so the same batches.
-    /// </summary>
-    private static (long[] Order, List<long> Starts) EpochBatches(TokenData d, int epoch, bool bucket)
-    {
-        long n = d.Count;
-        var shuffle = new Random(unchecked(Seed * 7919 + epoch * 104729 + 17));
-        var perm = new long[n];
-        for (long i = 0; i < n; i++) perm[i] = i;
-        for (long i = n - 1; i > 0; i--)
-        {
-            long j = shuffle.NextInt64(i + 1);
-            (perm[i], perm[j]) = (perm[j], perm[i]);
-        }
-        var starts = new List<long>();
-        for (long s = 0; s < n; s += _batch) starts.Add(s);
-        if (bucket)
-        {
-            long pool = (long)_batch * PoolBatches;
-            for (long p = 0; p < n; p += pool)
-            {
-                int len = (int)Math.Min(pool, n - p);
-                var keys = new int[len];
-                for (int i = 0; i < len; i++) keys[i] = d.Rows[perm[p + i]].Length;
-                keys.AsSpan().Sort(perm.AsSpan((int)p, len)); // the same introsort as Array.Sort(keys, items)
-            }
-            for (int i = starts.Count - 1; i > 0; i--)
-            {
-                int j = shuffle.Next(i + 1);
-                (starts[i], starts[j]) = (starts[j], starts[i]);
-            }
-        }
-        return (perm, starts);
-    }
+    private static (long[] Order, List<long> Starts) EpochBatches(TokenBench.TokenData d, int epoch, bool bucket) =>
+        TokenBench.EpochBatches(d, epoch, bucket, Seed, _batch, PoolBatches);
 
     /// <summary>The batch padded to its longest row (at least one step), as int64 [n, T], as the trainer's TokenStore.Collate.</summary>
-    private static Tensor PadIds(TokenData d, ReadOnlySpan<long> rows)
-    {
-        int n = rows.Length, t = 1;
-        foreach (long r in rows) t = Math.Max(t, d.Rows[r].Length);
-        var ids = new long[n * t];
-        for (int i = 0; i < n; i++)
-        {
-            var row = d.Rows[rows[i]];
-            for (int j = 0; j < row.Length; j++) ids[i * t + j] = row[j];
-        }
-        return torch.tensor(ids, new long[] { n, t });
-    }
+    private static Tensor PadIds(TokenBench.TokenData d, ReadOnlySpan<long> rows) => TokenBench.PadIds(d, rows);
 
-    private static Tensor BatchLabels(TokenData d, ReadOnlySpan<long> rows)
-    {
-        var y = new float[rows.Length];
-        for (int i = 0; i < y.Length; i++) y[i] = d.Labels[rows[i]];
-        return torch.tensor(y);
-    }
+    private static Tensor BatchLabels(TokenBench.TokenData d, ReadOnlySpan<long> rows) => TokenBench.BatchLabels(d, rows);
 
     /// <summary>Padding of one epoch's batches: padded share of the slots, and the LSTM's sequential steps (the sum of the batches' longest rows).</summary>
-    private static (double PaddingFraction, long Steps) Padding(TokenData d, int epoch, bool bucket)
+    private static (double PaddingFraction, long Steps) Padding(TokenBench.TokenData d, int epoch, bool bucket)
     {
         var (order, starts) = EpochBatches(d, epoch, bucket);
         long tokens = 0, slots = 0, steps = 0;
@@ -217,12 +121,12 @@ internal static class RnnBenchmark
     /// <summary>The minimal raw loop: per batch pad, zero_grad, forward, BCE with logits, backward, clip_grad_norm_, AdamW step.</summary>
     private sealed class RawLoop : IDisposable
     {
-        private readonly TokenData _d;
+        private readonly TokenBench.TokenData _d;
         private readonly bool _bucket;
         public readonly RawLstm Net;
         private readonly OptimizerHelper _optimizer;
 
-        public RawLoop(TokenData d, bool bucket)
+        public RawLoop(TokenBench.TokenData d, bool bucket)
         {
             _d = d;
             _bucket = bucket;
@@ -280,7 +184,7 @@ internal static class RnnBenchmark
     /// callback after each of its epochs (so both sides meet the same machine state), on the batches of the trainer's
     /// epoch it follows. The trainer's first epoch and the raw epoch after it are warm-up. The caller disposes the loop.
     /// </summary>
-    private static Interleaving Interleaved(IDataView view, TokenData d, int epochs, bool bucket, int maxLength, Action<EpochMetrics, double>? onEpoch = null, Action<double>? onRawWarmUp = null)
+    private static Interleaving Interleaved(IDataView view, TokenBench.TokenData d, int epochs, bool bucket, int maxLength, Action<EpochMetrics, double>? onEpoch = null, Action<double>? onRawWarmUp = null)
     {
         var ml = new MLContext(Seed);
         var loop = new RawLoop(d, bucket);
@@ -314,7 +218,7 @@ internal static class RnnBenchmark
     /// from the global generator in the same order), so the mean training losses agree up to float rounding — unless
     /// the raw side is not the trainer's computation.
     /// </summary>
-    private static void SameComputation(IDataView view, TokenData d)
+    private static void SameComputation(IDataView view, TokenBench.TokenData d)
     {
         using var loop = new RawLoop(d, bucket: false);
         loop.Epoch(0, meanLoss: true);
@@ -599,7 +503,7 @@ internal static class RnnBenchmark
     }
 
     /// <summary><see cref="_lengthRows"/> rows of exactly <paramref name="length"/> random keys and random labels: an IDataView of vector&lt;key&gt; and the same rows as a ragged array.</summary>
-    private static (IDataView View, TokenData Data) Synthetic(int length, int keyCount)
+    private static (IDataView View, TokenBench.TokenData Data) Synthetic(int length, int keyCount)
     {
         var random = new Random(Seed + length);
         var rows = new SyntheticRow[_lengthRows];
@@ -613,7 +517,7 @@ internal static class RnnBenchmark
         var schema = SchemaDefinition.Create(typeof(SyntheticRow));
         schema[nameof(SyntheticRow.Tokens)].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), (ulong)keyCount));
         var view = ml.Data.LoadFromEnumerable(rows, schema);
-        var data = new TokenData
+        var data = new TokenBench.TokenData
         {
             Rows = rows.Select(r => r.Tokens.Select(k => (int)k + 1).ToArray()).ToArray(),
             Labels = rows.Select(r => r.Label ? 1f : 0f).ToArray(),
