@@ -171,6 +171,29 @@ public sealed class TransformerTests
     }
 
     [Fact]
+    public void VisionTransformer_Augmentation_IsReproducible_ChangesTraining_AndNeedsPatches()
+    {
+        TransformerMulticlassTrainer.Options Options(ImageAugmentation? augmentation) => new()
+        {
+            PatchSize = 7, NumberOfLayers = 1, ModelWidth = 32, NumberOfHeads = 2, NumberOfEpochs = 2, BatchSize = 64, Augmentation = augmentation,
+        };
+        string[] Fit(ImageAugmentation? augmentation)
+        {
+            var ml = new MLContext(seed: 3);
+            var model = ml.MulticlassClassification.Trainers.Transformer(Options(augmentation)).Fit(FashionMnist.Train(ml, 640));
+            return PredictionDump.Lines(model.Transform(FashionMnist.Test(ml, 50))).ToArray();
+        }
+        var strong = Fit(ImageAugmentation.Strong);
+        Assert.Equal(strong, Fit(ImageAugmentation.Strong));
+        Assert.NotEqual(strong, Fit(null));
+
+        var ml = new MLContext(seed: 1);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => ml.BinaryClassification.Trainers.Transformer(new TransformerBinaryTrainer.Options { Augmentation = ImageAugmentation.Standard }));
+        Assert.Equal(nameof(TransformerOptions.Augmentation), e.ParamName);
+        Assert.Contains("PatchSize", e.Message);
+    }
+
+    [Fact]
     public void Sunspots_TransformerForecaster_BeatsSeasonalNaive()
     {
         var ml = new MLContext(seed: 1);

@@ -277,8 +277,21 @@ internal sealed class EncoderLayer : nn.Module<Tensor, Tensor, Tensor>
 /// The Transformer. Token input is int64 [B, T] with 0 = padding; numeric input is float [B, T·F] (steps) or
 /// [B, C·H·W] (image patches). Returns [B, outputs].
 /// </summary>
-internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>
+internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>, IEpochAware
 {
+    private Generator? _augmentationRandom;
+
+    /// <summary>Training-only image augmentation (not saved with the model).</summary>
+    public ImageAugmentation? Augmentation { get; set; }
+
+    /// <summary>Reseeds the augmentation from the run's seed and the epoch, so resumed runs repeat it exactly.</summary>
+    public void BeginEpoch(int seed, int epoch)
+    {
+        if (Augmentation is null) return;
+        _augmentationRandom?.Dispose();
+        _augmentationRandom = new Generator(unchecked((ulong)(uint)seed * 1_000_003UL + (ulong)epoch));
+    }
+
     private readonly TransformerNetworkSpec _spec;
     private readonly TransformerNetworkSpec.InputShape _shape;
     internal readonly Embedding? embedding;
@@ -481,7 +494,9 @@ internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>
         }
         else if (patchProjection is not null)
         {
-            h = patchProjection.forward(x.view(b, _spec.Channels, _spec.Height, _spec.Width2D)).flatten(2).transpose(1, 2);
+            var images = x.view(b, _spec.Channels, _spec.Height, _spec.Width2D);
+            if (training && Augmentation is not null && _augmentationRandom is not null) images = Augmentation.Apply(images, _augmentationRandom);
+            h = patchProjection.forward(images).flatten(2).transpose(1, 2);
             valid = torch.ones(b, h.shape[1], ScalarType.Bool);
         }
         else

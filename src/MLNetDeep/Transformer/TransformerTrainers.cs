@@ -69,6 +69,12 @@ public abstract class TransformerOptions : SequenceOptions
     /// </summary>
     public int PatchSize { get; set; }
 
+    /// <summary>
+    /// Image input: random augmentation of the training images before they are cut into patches (never when scoring or
+    /// validating), e.g. <see cref="ImageAugmentation.Standard"/>. Default null: none. Only with <see cref="PatchSize"/>.
+    /// </summary>
+    public ImageAugmentation? Augmentation { get; set; }
+
     /// <summary>Image input: channels, when the column has no C×H×W dimensions. Default null.</summary>
     public int? ImageChannels { get; set; }
 
@@ -123,6 +129,8 @@ public abstract class TransformerOptions : SequenceOptions
         if (ImageHeight is int h) Positive(h, nameof(ImageHeight));
         if (ImageWidth is int w) Positive(w, nameof(ImageWidth));
         Require(PatchSize > 0 || ImageChannels is null && ImageHeight is null && ImageWidth is null, nameof(PatchSize), "must be set when an image shape is given");
+        Augmentation?.Validate();
+        Require(PatchSize > 0 || Augmentation is null || Augmentation.IsNone, nameof(Augmentation), "applies to image patches only: set PatchSize");
         Require(FreezeLayers >= 0, nameof(FreezeLayers), "must be zero or positive");
         if (BaseModel is not null && BaseModelPath is not null)
             throw new ArgumentException("Give BaseModel or BaseModelPath, not both.", nameof(BaseModelPath));
@@ -226,6 +234,7 @@ internal sealed class TransformerFamily
         var net = (TransformerNetwork)spec.Build(input, outputSize);
         net.TokenDropout = _o.TokenDropout;
         net.FusedAttention = _o.FusedAttention;
+        if (_o.Augmentation is { IsNone: false } augmentation) net.Augmentation = augmentation;
         if (LoadBase() is { } b)
         {
             int copied = net.CopyEncoderFrom((TransformerNetwork)b.Network);
