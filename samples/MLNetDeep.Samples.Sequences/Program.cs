@@ -5,7 +5,8 @@
 //   dotnet run -c Release --project samples/MLNetDeep.Samples.Sequences [-- --only sms,github,yelp,sunspots,fashion,vit]
 //       [--r] [--sun-epochs 30] [--sun-ar-epochs 60] [--sun-hidden 32] [--sun-lookback 11]
 //       [--sun-transformer-epochs 60] [--github-pretrain-epochs 100] [--fashion-epochs 12] [--fashion-rows 60000]
-//       [--vit-epochs 10] [--vit-patch 4] [--vit-layers 4] [--vit-width 96] [--output DIR]
+//       [--vit-epochs 24] [--vit-patch 4] [--vit-layers 4] [--vit-width 96] [--vit-lr 1e-3]
+//       [--vit-dropout 0] [--vit-pooling Mean] [--vit-augment none|standard|strong] [--output DIR]
 using System.Diagnostics;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -22,7 +23,17 @@ int fashionEpochs = int.Parse(Arg("--fashion-epochs", "12"));
 int sunEpochs = int.Parse(Arg("--sun-epochs", "30")), sunArEpochs = int.Parse(Arg("--sun-ar-epochs", "60")), sunTransformerEpochs = int.Parse(Arg("--sun-transformer-epochs", "60")), sunHidden = int.Parse(Arg("--sun-hidden", "32")), sunLookback = int.Parse(Arg("--sun-lookback", "11"));
 int? fashionRows = Arg("--fashion-rows", "") is { Length: > 0 } fr ? int.Parse(fr) : null;
 int githubPretrainEpochs = int.Parse(Arg("--github-pretrain-epochs", "100"));
-int vitEpochs = int.Parse(Arg("--vit-epochs", "10")), vitPatch = int.Parse(Arg("--vit-patch", "4")), vitLayers = int.Parse(Arg("--vit-layers", "4")), vitWidth = int.Parse(Arg("--vit-width", "96"));
+int vitEpochs = int.Parse(Arg("--vit-epochs", "24")), vitPatch = int.Parse(Arg("--vit-patch", "4")), vitLayers = int.Parse(Arg("--vit-layers", "4")), vitWidth = int.Parse(Arg("--vit-width", "96"));
+float vitDropout = float.Parse(Arg("--vit-dropout", "0"), System.Globalization.CultureInfo.InvariantCulture);
+double vitLearningRate = double.Parse(Arg("--vit-lr", "1e-3"), System.Globalization.CultureInfo.InvariantCulture);
+var vitPooling = Enum.Parse<TransformerPooling>(Arg("--vit-pooling", "Mean"), ignoreCase: true);
+var vitAugmentation = Arg("--vit-augment", "standard").ToLowerInvariant() switch
+{
+    "none" => ImageAugmentation.None,
+    "standard" => ImageAugmentation.Standard,
+    "strong" => ImageAugmentation.Strong,
+    var other => throw new ArgumentException($"--vit-augment must be none, standard or strong, not '{other}'."),
+};
 string output = Arg("--output", Path.Combine(Directory.GetCurrentDirectory(), "mlnetdeep-output"));
 Directory.CreateDirectory(output);
 var ml = new MLContext(seed: 1);
@@ -288,12 +299,12 @@ if (only.Contains("vit"))
     var trainer = ml.MulticlassClassification.Trainers.Transformer(new TransformerMulticlassTrainer.Options
     {
         PatchSize = vitPatch, NumberOfLayers = vitLayers, ModelWidth = vitWidth, NumberOfHeads = 4, NumberOfEpochs = vitEpochs, BatchSize = 128,
-        LearningRate = 1e-3, WeightDecay = 0.05, Dropout = 0.1f, AttentionDropout = 0,
-        EpochCallback = e => epochTimes.Add(e.Seconds),
+        LearningRate = vitLearningRate, WeightDecay = 0.05, Dropout = vitDropout, AttentionDropout = 0, Pooling = vitPooling,
+        Augmentation = vitAugmentation, EpochCallback = e => { epochTimes.Add(e.Seconds); Console.WriteLine($"  epoch {e.Epoch}: loss {e.TrainLoss:F4}, {e.Seconds:F1} s"); },
     });
     var (model, s) = Timed(() => trainer.Fit(FashionMnist.Train(ml, fashionRows)));
     var m = ml.MulticlassClassification.Evaluate(model.Transform(FashionMnist.Test(ml)));
-    board.Add($"MLNetDeep ViT {vitLayers}x{vitWidth} patch {vitPatch}, {vitEpochs} ep", s, m.MicroAccuracy, m.MacroAccuracy, m.LogLoss);
+    board.Add($"MLNetDeep ViT {vitLayers}x{vitWidth} patch {vitPatch}, {vitPooling} pooling, dropout {vitDropout}, aug {vitAugmentation}, {vitEpochs} ep", s, m.MicroAccuracy, m.MacroAccuracy, m.LogLoss);
     board.Print();
     Console.WriteLine($"  {((DeepPredictionTransformer<DeepMulticlassModelParameters>)model).Model.ParameterCount} parameters; seconds per epoch: median {epochTimes.Order().ElementAt(epochTimes.Count / 2):F1} (published ~400k-parameter ViT, patch 4, long training: 0.93)");
     Console.WriteLine();
