@@ -1,3 +1,4 @@
+using MLNetDeep.Onnx;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -188,8 +189,20 @@ internal sealed class CnnNetworkSpec : NetworkSpec
 /// The CNN module: [B, pixels] → [B, C, H, W] (scaled) → body → head. Its body can be frozen for fine-tuning,
 /// which also keeps the body's batch-norm statistics fixed.
 /// </summary>
-internal sealed class CnnNetwork : nn.Module<Tensor, Tensor>, IEpochAware
+internal sealed class CnnNetwork : nn.Module<Tensor, Tensor>, IEpochAware, IOnnxExportable
 {
+    /// <summary>ONNX: the pixels as an image batch, scaled, then the body and the head (augmentation is training-only).</summary>
+    public string ToOnnx(OnnxGraph g, string x)
+    {
+        var s = _spec;
+        var images = s.Layout == PixelLayout.ChannelsHeightWidth
+            ? g.Reshape(x, -1, s.Channels, s.Height, s.Width)
+            : g.Node("Transpose", new[] { g.Reshape(x, -1, s.Height, s.Width, s.Channels) }, null, ("perm", new long[] { 0, 3, 1, 2 }));
+        if (s.InputScale != 1 || s.InputOffset != 0)
+            images = g.Node("Add", new[] { g.Node("Mul", new[] { images, g.Scalar((float)s.InputScale) }), g.Scalar((float)s.InputOffset) });
+        return OnnxModules.Emit(g, head, OnnxModules.Emit(g, body, images, "body"), "head");
+    }
+
     private readonly CnnNetworkSpec _spec;
     private Generator? _augmentationRandom;
 

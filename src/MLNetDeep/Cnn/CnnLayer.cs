@@ -1,3 +1,4 @@
+using MLNetDeep.Onnx;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -260,8 +261,16 @@ public abstract class CnnLayer
     }
 
     /// <summary>The residual block's module.</summary>
-    private sealed class BasicBlock : nn.Module<Tensor, Tensor>
+    private sealed class BasicBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
     {
+        public string ToOnnx(OnnxGraph g, string x)
+        {
+            var y = OnnxModules.BatchNorm(g, bn1, OnnxModules.Conv(g, conv1, x, "residual.conv1"), "residual.bn1");
+            y = OnnxModules.BatchNorm(g, bn2, OnnxModules.Conv(g, conv2, g.Node("Relu", new[] { y }), "residual.conv2"), "residual.bn2");
+            var s = shortcut is null ? x : OnnxModules.Emit(g, shortcut, x, "residual.shortcut");
+            return g.Node("Relu", new[] { g.Node("Add", new[] { y, s }) });
+        }
+
         private readonly TorchSharp.Modules.Conv2d conv1, conv2;
         private readonly TorchSharp.Modules.BatchNorm2d bn1, bn2;
         private readonly nn.Module<Tensor, Tensor>? shortcut;

@@ -51,7 +51,12 @@ internal static class SafeOps
     public sealed class LeakyRelu : nn.Module<Tensor, Tensor>
     {
         private readonly Scalar _slope;
-        public LeakyRelu(double slope) : base(nameof(LeakyRelu)) => _slope = slope.ToScalar();
+        public LeakyRelu(double slope) : base(nameof(LeakyRelu))
+        {
+            Slope = slope;
+            _slope = slope.ToScalar();
+        }
+        public double Slope { get; }
         public override Tensor forward(Tensor x) => x.leaky_relu(_slope);
         protected override void Dispose(bool disposing) { if (disposing) _slope.Dispose(); base.Dispose(disposing); }
     }

@@ -1,8 +1,9 @@
 // MLNetDeep plugs into ML.NET's model loader and scorers, which ML.NET keeps internal. The compiler sees
-// all-public copies of the two assemblies (see MLNetDeep.csproj); at run time this attribute, honoured by
+// all-public copies of these assemblies (see MLNetDeep.csproj); at run time this attribute, honoured by
 // the CoreCLR, lets MLNetDeep use their internal members. This binds MLNetDeep to one exact ML.NET version.
 [assembly: System.Runtime.CompilerServices.IgnoresAccessChecksTo("Microsoft.ML.Core")]
 [assembly: System.Runtime.CompilerServices.IgnoresAccessChecksTo("Microsoft.ML.Data")]
+[assembly: System.Runtime.CompilerServices.IgnoresAccessChecksTo("Microsoft.ML.StandardTrainers")]
 
 namespace System.Runtime.CompilerServices
 {

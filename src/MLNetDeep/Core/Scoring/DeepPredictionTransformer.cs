@@ -14,6 +14,18 @@ using static TorchSharp.torch;
 
 namespace MLNetDeep;
 
+/// <summary>What the ONNX exporter needs of a prediction transformer, whatever its task.</summary>
+internal interface IDeepPredictor
+{
+    DeepModelParameters DeepModel { get; }
+    string FeatureColumnName { get; }
+    /// <summary>Multiclass: the class names (the label's key values) when they are text; else null.</summary>
+    IReadOnlyList<string>? ClassNames();
+    /// <summary>Multiclass: the training label column (with its key values); else null.</summary>
+    DataViewSchema.Column? LabelColumn { get; }
+    IHostEnvironment Environment { get; }
+}
+
 /// <summary>
 /// The transformer an MLNetDeep trainer returns. It adds the columns ML.NET's own scorers add, with the same types
 /// and annotations, so the stock evaluators, <c>MapKeyToValue</c>, <c>PredictionEngine</c> and permutation feature
@@ -24,9 +36,26 @@ namespace MLNetDeep;
 /// batches of rows (a lookahead cursor reads the features), <c>PredictionEngine</c> one row at a time.
 /// </summary>
 /// <typeparam name="TModel">The model parameters.</typeparam>
-public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePredictionTransformer<TModel>, ICanSaveModel
+public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePredictionTransformer<TModel>, ICanSaveModel, IDeepPredictor
     where TModel : DeepModelParameters
 {
+    DeepModelParameters IDeepPredictor.DeepModel => Model;
+
+    DataViewSchema.Column? IDeepPredictor.LabelColumn => _labelColumnName is null ? null : _trainSchema.GetColumnOrNull(_labelColumnName);
+
+    IHostEnvironment IDeepPredictor.Environment => _host;
+
+    IReadOnlyList<string>? IDeepPredictor.ClassNames()
+    {
+        var predicted = OutputColumns().FirstOrDefault(c => c.Name == DefaultColumnNames.PredictedLabel);
+        if (Model.Head is not MulticlassHead || predicted.Annotations?.Schema.GetColumnOrNull(AnnotationUtils.Kinds.KeyValues) is not { } kv
+            || kv.Type is not VectorDataViewType { ItemType: TextDataViewType })
+            return null;
+        VBuffer<ReadOnlyMemory<char>> names = default;
+        predicted.Annotations.GetValue(AnnotationUtils.Kinds.KeyValues, ref names);
+        return names.DenseValues().Select(n => n.ToString()).ToArray();
+    }
+
     internal const int DefaultScoringBatchSize = 256;
     private readonly IHost _host;
     private readonly DataViewSchema _trainSchema; // feature column and, for multiclass, the label column with its key values
