@@ -70,6 +70,47 @@ public sealed class OnnxExportTests
         }
     }
 
+    [Theory]
+    [InlineData(RecurrentCell.Lstm, true, 2, SequencePooling.Last)]
+    [InlineData(RecurrentCell.Lstm, false, 1, SequencePooling.Mean)]
+    [InlineData(RecurrentCell.Gru, true, 1, SequencePooling.Max)]
+    [InlineData(RecurrentCell.Gru, false, 2, SequencePooling.Attention)]
+    [InlineData(RecurrentCell.Rnn, true, 1, SequencePooling.Mean)]
+    public void Rnn_OnTokensOfEveryLength_OnnxRuntimeEqualsMLNetDeep(RecurrentCell cell, bool bidirectional, int layers, SequencePooling pooling)
+    {
+        // SMS messages as word keys: rows of 1 to 100+ tokens in one padded batch (variable lengths via sequence_lens).
+        var ml = new MLContext(seed: 4);
+        var sms = ml.Data.TakeRows(RealData.Sms(ml), 1000);
+        var split = ml.Data.TrainTestSplit(sms, 0.3, seed: 1);
+        var model = Pipelines.SmsTokens(ml).Append(ml.BinaryClassification.Trainers.Rnn(new RnnBinaryTrainer.Options
+        {
+            FeatureColumnName = "Tokens", Cell = cell, Bidirectional = bidirectional, NumberOfLayers = layers, Pooling = pooling,
+            HiddenSize = 16, EmbeddingSize = 16, NumberOfEpochs = 1, MaximumSequenceLength = 40,
+        })).Fit(split.TrainSet);
+        AssertOnnxMatches(ml, model, split.TestSet, $"sms {cell} bi={bidirectional} layers={layers} {pooling}");
+    }
+
+    [Fact]
+    public void RnnOnSeries_AndForecasters_OnnxRuntimeEqualsMLNetDeep()
+    {
+        var ml = new MLContext(seed: 5);
+        var windows = Sunspots.Windows(ml);
+        foreach (var decoding in new[] { ForecastDecoding.Direct, ForecastDecoding.Autoregressive })
+        {
+            var model = ml.Forecasting.Trainers.Rnn(new RnnForecaster.Options
+            {
+                Cell = RecurrentCell.Lstm, NumberOfLayers = 2, HiddenSize = 16, NumberOfEpochs = 3, Dropout = 0, Decoding = decoding,
+            }).Fit(windows.Train);
+            AssertOnnxMatches(ml, model, windows.Test!, $"sunspots LSTM forecaster {decoding}");
+        }
+        // Fashion-MNIST read as 28 rows of 28 pixels by a bidirectional GRU, mean pooling.
+        var rows = ml.MulticlassClassification.Trainers.Rnn(new RnnMulticlassTrainer.Options
+        {
+            Cell = RecurrentCell.Gru, Bidirectional = true, HiddenSize = 16, Pooling = SequencePooling.Mean, FeaturesPerStep = 28, NumberOfEpochs = 1,
+        }).Fit(FashionMnist.Train(ml, 500));
+        AssertOnnxMatches(ml, rows, FashionMnist.Test(ml, 200), "fashion rows GRU");
+    }
+
     [Fact]
     public void OnnxPipeline_LoadsAndPredicts_InAProcessWithoutMLNetDeep()
     {
@@ -110,6 +151,17 @@ public sealed class OnnxExportTests
         AssertClose(ScoreText.Lines(bootModel.Transform(bootTest)).ToArray(), ConsumeInOtherProcess(ml, bootZip, bootData), "fashion boot binary, other process");
         var bm = ml.BinaryClassification.Evaluate(bootOnnx.Transform(bootTest), "IsBoot");
         Assert.Equal(ml.BinaryClassification.Evaluate(bootModel.Transform(bootTest), "IsBoot").Accuracy, bm.Accuracy);
+
+        // Token input: stock text transforms to word keys, a bidirectional LSTM; the ONNX model reads the raw UInt32 keys.
+        var sms = ml.Data.TrainTestSplit(ml.Data.TakeRows(RealData.Sms(ml), 800), 0.25, seed: 1);
+        var lstm = Pipelines.SmsTokens(ml).Append(ml.BinaryClassification.Trainers.Rnn(new RnnBinaryTrainer.Options
+        {
+            FeatureColumnName = "Tokens", Bidirectional = true, HiddenSize = 16, EmbeddingSize = 16, NumberOfEpochs = 1, MaximumSequenceLength = 30,
+        })).Fit(sms.TrainSet);
+        var lstmOnnx = ml.Model.ConvertToOnnxPipeline(lstm, sms.TrainSet);
+        string lstmZip = Path.Combine(dir, "sms-lstm-onnx.zip");
+        ml.Model.Save(lstmOnnx, sms.TrainSet.Schema, lstmZip);
+        AssertClose(ScoreText.Lines(lstm.Transform(sms.TestSet)).ToArray(), ConsumeInOtherProcess(ml, lstmZip, sms.TestSet), "sms BiLSTM on word keys, other process");
 
         var bikeTrain = TestUtil.BikeTrainSubset(ml, 1500);
         var bikeTest = ml.Data.TakeRows(RealData.BikeTest(ml), 200);

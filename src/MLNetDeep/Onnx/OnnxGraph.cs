@@ -54,6 +54,7 @@ internal sealed class OnnxGraph
             case long[] ls: a.Type = AttributeProto.Types.AttributeType.Ints; a.Ints.AddRange(ls); break;
             case int[] ints: a.Type = AttributeProto.Types.AttributeType.Ints; a.Ints.AddRange(ints.Select(v => (long)v)); break;
             case float[] fs: a.Type = AttributeProto.Types.AttributeType.Floats; a.Floats.AddRange(fs); break;
+            case string[] ss: a.Type = AttributeProto.Types.AttributeType.Strings; a.Strings.AddRange(ss.Select(ByteString.CopyFromUtf8)); break;
             case TensorProto t: a.Type = AttributeProto.Types.AttributeType.Tensor; a.T = t; break;
             default: throw new ArgumentException($"Unsupported ONNX attribute value {value.GetType().Name} for '{name}'.");
         }
@@ -148,11 +149,18 @@ internal sealed class OnnxGraph
     /// <summary>x · Wᵀ + b for a TorchSharp-layout weight [out, in] on an input of any rank (MatMul broadcasts).</summary>
     public string Linear(string x, Tensor weight, Tensor? bias, string hint)
     {
-        using var scope = torch.NewDisposeScope();
-        var w = Weight(weight.detach().t(), hint + ".weight");
-        var y = Node("MatMul", new[] { x, w });
-        return bias is null ? y : Node("Add", new[] { y, Weight(bias, hint + ".bias") });
+        // A layer applied several times (an unrolled loop) shares one copy of its weights.
+        if (!_linears.TryGetValue(weight.Handle, out var names))
+        {
+            using var scope = torch.NewDisposeScope();
+            names = (Weight(weight.detach().t(), hint + ".weight"), bias is null ? null : Weight(bias, hint + ".bias"));
+            _linears[weight.Handle] = names;
+        }
+        var y = Node("MatMul", new[] { x, names.Weight });
+        return names.Bias is null ? y : Node("Add", new[] { y, names.Bias });
     }
+
+    private readonly Dictionary<IntPtr, (string Weight, string? Bias)> _linears = new();
 
     /// <summary>GELU in its exact (erf) form: 0.5·x·(1 + erf(x/√2)); opset 17 has no Gelu.</summary>
     public string Gelu(string x)

@@ -1,5 +1,6 @@
 // The recurrent network: token embedding or numeric steps → LSTM / GRU / tanh RNN (packed, so padding never reaches
 // a row's states) → pooling over the valid steps → dropout → dense head.
+using MLNetDeep.Onnx;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -137,7 +138,7 @@ internal sealed class RnnNetworkSpec : NetworkSpec
 }
 
 /// <summary>The recurrent network. Token input is int64 [B, T] with 0 = padding; numeric input is float [B, T·F].</summary>
-internal sealed class RnnNetwork : nn.Module<Tensor, Tensor>
+internal sealed class RnnNetwork : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly RnnNetworkSpec _spec;
     private readonly int _steps;
@@ -308,6 +309,149 @@ internal sealed class RnnNetwork : nn.Module<Tensor, Tensor>
     {
         using var end = steps.ToScalar();
         return torch.arange(SafeOps.LongZero, end, SafeOps.LongOne, ScalarType.Int64).unsqueeze(0).lt(lengths.unsqueeze(1));
+    }
+
+    // ------------------------------------------------------------------ ONNX
+
+    /// <summary>
+    /// ONNX: embedding (Gather) or the steps, ONNX's LSTM / GRU / RNN operators per layer (sequence-first layout, gates
+    /// reordered from PyTorch's, <c>sequence_lens</c> from the padding so padding never reaches a row's state), pooling
+    /// over the valid steps, the head; autoregressive forecasting unrolled over the horizon.
+    /// </summary>
+    public string ToOnnx(OnnxGraph g, string x)
+    {
+        string sequence; // [T, B, F]
+        string? lengths = null; // int64 [B], token input only
+        if (embedding is not null)
+        {
+            var valid = g.Node("Cast", new[] { g.Node("Not", new[] { g.Node("Equal", new[] { x, g.Longs(new[] { 0L }, Array.Empty<long>()) }) }) }, null, ("to", 7));
+            lengths = g.Node("Max", new[] { g.Node("ReduceSum", new[] { valid, g.Longs(new[] { 1L }) }, null, ("keepdims", 0)), g.Longs(new[] { 1L }, Array.Empty<long>()) });
+            var embedded = g.Node("Gather", new[] { g.Weight(embedding.weight!, "embedding"), x }, null, ("axis", 0));
+            sequence = g.Node("Transpose", new[] { embedded }, null, ("perm", new long[] { 1, 0, 2 }));
+        }
+        else sequence = g.Node("Transpose", new[] { g.Reshape(x, -1, _steps, _spec.FeaturesPerStep) }, null, ("perm", new long[] { 1, 0, 2 }));
+
+        var weights = Enumerable.Range(0, _spec.Layers).Select(l => LayerWeights(g, l)).ToArray();
+        if (_spec.Decoding == ForecastDecoding.Autoregressive) return AutoregressiveOnnx(g, sequence, weights);
+
+        var sequenceLens = lengths is null ? "" : g.Node("Cast", new[] { lengths }, null, ("to", 6));
+        string output = sequence, lastState = "";
+        for (int l = 0; l < _spec.Layers; l++)
+            (output, lastState, _) = RecurrentLayer(g, output, weights[l], sequenceLens, null);
+        // Outputs [T, B, D·H] → [B, T, D·H]; last states [D, B, H] → [B, D·H] (forward at the last valid step, backward at step 0).
+        var outputs = g.Node("Transpose", new[] { output }, null, ("perm", new long[] { 1, 0, 2 }));
+        string pooled;
+        switch (_spec.Pooling)
+        {
+            case SequencePooling.Last:
+                pooled = g.Reshape(g.Node("Transpose", new[] { lastState }, null, ("perm", new long[] { 1, 0, 2 })), 0, -1);
+                break;
+            case SequencePooling.Mean when lengths is null:
+                pooled = g.Node("ReduceMean", new[] { outputs }, null, ("axes", new long[] { 1 }), ("keepdims", 0));
+                break;
+            case SequencePooling.Max when lengths is null:
+                pooled = g.Node("ReduceMax", new[] { outputs }, null, ("axes", new long[] { 1 }), ("keepdims", 0));
+                break;
+            case SequencePooling.Mean:
+            {
+                var mask = g.Node("Cast", new[] { ValidSteps(g, outputs, lengths!) }, null, ("to", 1));
+                var sum = g.Node("ReduceSum", new[] { g.Node("Mul", new[] { outputs, g.Node("Unsqueeze", new[] { mask, g.Longs(new[] { -1L }) }) }), g.Longs(new[] { 1L }) }, null, ("keepdims", 0));
+                var count = g.Node("Cast", new[] { g.Node("Unsqueeze", new[] { lengths!, g.Longs(new[] { 1L }) }) }, null, ("to", 1));
+                pooled = g.Node("Div", new[] { sum, count });
+                break;
+            }
+            case SequencePooling.Max:
+            {
+                var mask = g.Node("Unsqueeze", new[] { ValidSteps(g, outputs, lengths!), g.Longs(new[] { -1L }) });
+                pooled = g.Node("ReduceMax", new[] { g.Node("Where", new[] { mask, outputs, g.Scalar(float.NegativeInfinity) }) }, null, ("axes", new long[] { 1 }), ("keepdims", 0));
+                break;
+            }
+            default:
+            {
+                var scores = g.Node("Squeeze", new[] { g.Linear(g.Node("Tanh", new[] { outputs }), attention!.weight!, attention.bias, "attention"), g.Longs(new[] { -1L }) });
+                if (lengths is not null) scores = g.Node("Where", new[] { ValidSteps(g, outputs, lengths), scores, g.Scalar(float.NegativeInfinity) });
+                var w = g.Node("Unsqueeze", new[] { g.Node("Softmax", new[] { scores }, null, ("axis", 1)), g.Longs(new[] { -1L }) });
+                pooled = g.Node("ReduceSum", new[] { g.Node("Mul", new[] { outputs, w }), g.Longs(new[] { 1L }) }, null, ("keepdims", 0));
+                break;
+            }
+        }
+        return g.Linear(pooled, head.weight!, head.bias, "head");
+    }
+
+    /// <summary>[B, T] bool: step t of row b is within its length.</summary>
+    private static string ValidSteps(OnnxGraph g, string outputs, string lengths)
+    {
+        var steps = g.Node("Gather", new[] { g.Node("Shape", new[] { outputs }), g.Longs(new[] { 1L }, Array.Empty<long>()) });
+        var range = g.Node("Range", new[] { g.Longs(new[] { 0L }, Array.Empty<long>()), steps, g.Longs(new[] { 1L }, Array.Empty<long>()) });
+        return g.Node("Less", new[] { g.Node("Unsqueeze", new[] { range, g.Longs(new[] { 0L }) }), g.Node("Unsqueeze", new[] { lengths, g.Longs(new[] { 1L }) }) });
+    }
+
+    private readonly record struct OnnxLayer(string W, string R, string B, int Gates);
+
+    /// <summary>One layer's weights in ONNX's layout: W [D, G·H, I], R [D, G·H, H], B [D, 2·G·H], gates reordered.</summary>
+    private OnnxLayer LayerWeights(OnnxGraph g, int layer)
+    {
+        var p = rnn.named_parameters().ToDictionary(t => t.name, t => t.parameter);
+        int[] order = _spec.Cell switch
+        {
+            RecurrentCell.Lstm => new[] { 0, 3, 1, 2 }, // PyTorch i f g o → ONNX i o f c
+            RecurrentCell.Gru => new[] { 1, 0, 2 },     // PyTorch r z n → ONNX z r h
+            _ => new[] { 0 },
+        };
+        using var scope = torch.NewDisposeScope();
+        Tensor Reorder(Tensor t) => torch.cat(t.chunk(order.Length, 0) is var blocks ? order.Select(i => blocks[i]).ToArray() : null!, 0);
+        Tensor Stack(string name) => torch.stack(Enumerable.Range(0, _directions)
+            .Select(d => Reorder(p[$"{name}_l{layer}{(d == 1 ? "_reverse" : "")}"].detach())).ToArray());
+        var w = Stack("weight_ih");
+        var r = Stack("weight_hh");
+        var b = torch.cat(new[] { Stack("bias_ih"), Stack("bias_hh") }, 1);
+        return new OnnxLayer(g.Weight(w, $"rnn.l{layer}.W"), g.Weight(r, $"rnn.l{layer}.R"), g.Weight(b, $"rnn.l{layer}.B"), order.Length);
+    }
+
+    /// <summary>One recurrent layer over [T, B, F]: outputs [T, B, D·H], last hidden state [D, B, H], last cell state (LSTM).</summary>
+    private (string Output, string Hidden, string Cell) RecurrentLayer(OnnxGraph g, string input, OnnxLayer w, string sequenceLens, (string H, string C)? initial)
+    {
+        string op = _spec.Cell switch { RecurrentCell.Lstm => "LSTM", RecurrentCell.Gru => "GRU", _ => "RNN" };
+        var inputs = new List<string> { input, w.W, w.R, w.B, sequenceLens };
+        if (initial is { } init)
+        {
+            inputs.Add(init.H);
+            if (_spec.Cell == RecurrentCell.Lstm) inputs.Add(init.C);
+        }
+        var attributes = new List<(string, object)> { ("hidden_size", (long)_spec.HiddenSize), ("direction", _spec.Bidirectional ? "bidirectional" : "forward"), ("layout", 0L) };
+        if (_spec.Cell == RecurrentCell.Gru) attributes.Add(("linear_before_reset", 1L));
+        if (_spec.Cell == RecurrentCell.Rnn) attributes.Add(("activations", Enumerable.Repeat("Tanh", _directions).ToArray()));
+        string y = g.Fresh($"{op.ToLowerInvariant()}_y"), h = g.Fresh($"{op.ToLowerInvariant()}_h");
+        string c = _spec.Cell == RecurrentCell.Lstm ? g.Fresh("lstm_c") : "";
+        var outs = _spec.Cell == RecurrentCell.Lstm ? new[] { y, h, c } : new[] { y, h };
+        g.Nodes(op, inputs, outs, attributes.ToArray());
+        // Y [T, D, B, H] → [T, B, D·H]
+        var output = g.Reshape(g.Node("Transpose", new[] { y }, null, ("perm", new long[] { 0, 2, 1, 3 })), 0, 0, -1);
+        return (output, h, c);
+    }
+
+    /// <summary>The autoregressive forecaster unrolled: the window, then H one-step calls carrying every layer's state.</summary>
+    private string AutoregressiveOnnx(OnnxGraph g, string window, OnnxLayer[] weights)
+    {
+        var state = new (string H, string C)?[_spec.Layers];
+        var forecasts = new List<string>();
+        string input = window;
+        for (int step = 0; step < _horizon; step++)
+        {
+            string output = input;
+            for (int l = 0; l < _spec.Layers; l++)
+            {
+                var (y, h, c) = RecurrentLayer(g, output, weights[l], "", state[l]);
+                state[l] = (h, c);
+                output = y;
+            }
+            // The top layer's last hidden state is its output at the last step: [1, B, H] → [B, H].
+            var last = g.Node("Squeeze", new[] { state[^1]!.Value.H, g.Longs(new[] { 0L }) });
+            var forecast = g.Linear(last, head.weight!, head.bias, "head"); // [B, 1]
+            forecasts.Add(forecast);
+            input = g.Node("Unsqueeze", new[] { forecast, g.Longs(new[] { 0L }) }); // [1, B, 1]
+        }
+        return g.Node("Concat", forecasts, null, ("axis", 1));
     }
 
     /// <summary>Copies word vectors into embedding rows (row id → vector); returns how many rows were set.</summary>
