@@ -111,6 +111,42 @@ public sealed class OnnxExportTests
         AssertOnnxMatches(ml, rows, FashionMnist.Test(ml, 200), "fashion rows GRU");
     }
 
+    [Theory]
+    [InlineData(TransformerPooling.Cls, true, PositionEncoding.Learned, TransformerActivation.Gelu)]
+    [InlineData(TransformerPooling.Mean, false, PositionEncoding.Sinusoidal, TransformerActivation.Relu)]
+    [InlineData(TransformerPooling.Attention, true, PositionEncoding.Sinusoidal, TransformerActivation.Gelu)]
+    public void Transformer_OnPaddedTokens_OnnxRuntimeEqualsMLNetDeep(TransformerPooling pooling, bool preNorm, PositionEncoding positions, TransformerActivation activation)
+    {
+        // SMS word keys in one padded batch: the key-padding mask keeps padding out of every row's attention and pooling.
+        var ml = new MLContext(seed: 6);
+        var sms = ml.Data.TakeRows(RealData.Sms(ml), 1000);
+        var split = ml.Data.TrainTestSplit(sms, 0.3, seed: 1);
+        var model = Pipelines.SmsTokens(ml).Append(ml.BinaryClassification.Trainers.Transformer(new TransformerBinaryTrainer.Options
+        {
+            FeatureColumnName = "Tokens", NumberOfLayers = 2, ModelWidth = 32, NumberOfHeads = 4, NumberOfEpochs = 1, MaximumSequenceLength = 48,
+            Pooling = pooling, PreNorm = preNorm, Positions = positions, Activation = activation,
+        })).Fit(split.TrainSet);
+        AssertOnnxMatches(ml, model, split.TestSet, $"sms Transformer {pooling} preNorm={preNorm} {positions} {activation}");
+    }
+
+    [Fact]
+    public void VisionTransformer_AndTransformerForecaster_OnnxRuntimeEqualsMLNetDeep()
+    {
+        var ml = new MLContext(seed: 7);
+        var vit = ml.MulticlassClassification.Trainers.Transformer(new TransformerMulticlassTrainer.Options
+        {
+            PatchSize = 7, NumberOfLayers = 2, ModelWidth = 32, NumberOfHeads = 4, NumberOfEpochs = 1, Pooling = TransformerPooling.Mean,
+        }).Fit(FashionMnist.Train(ml, 600));
+        AssertOnnxMatches(ml, vit, FashionMnist.Test(ml, 200), "fashion ViT patch 7");
+
+        var windows = Sunspots.Windows(ml);
+        var forecaster = ml.Forecasting.Trainers.Transformer(new TransformerForecaster.Options
+        {
+            NumberOfLayers = 1, ModelWidth = 16, NumberOfHeads = 2, NumberOfEpochs = 3, PreNorm = false,
+        }).Fit(windows.Train);
+        AssertOnnxMatches(ml, forecaster, windows.Test!, "sunspots Transformer forecaster");
+    }
+
     [Fact]
     public void OnnxPipeline_LoadsAndPredicts_InAProcessWithoutMLNetDeep()
     {

@@ -170,6 +170,9 @@ internal sealed class OnnxGraph
         return Node("Mul", new[] { Node("Mul", new[] { x, onePlus }), Scalar(0.5f) });
     }
 
+    /// <summary>Dimension <paramref name="axis"/> of <paramref name="x"/> as an int64 [1] tensor.</summary>
+    public string Dim(string x, int axis) => Node("Gather", new[] { Node("Shape", new[] { x }), Longs(new[] { (long)axis }) }, null, ("axis", 0));
+
     /// <summary>Reshape to a fixed shape (0 copies a dimension, -1 infers one).</summary>
     public string Reshape(string x, params long[] shape) => Node("Reshape", new[] { x, Longs(shape) });
 

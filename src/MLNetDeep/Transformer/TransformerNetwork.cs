@@ -2,6 +2,7 @@
 // patches), positions (learned or sinusoidal), an optional [CLS] slot, N encoder layers of our own (pre- or post-norm,
 // multi-head self-attention with a key-padding mask, feed-forward), pooling ([CLS], mean over valid positions or
 // attention) and a dense head.
+using MLNetDeep.Onnx;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -207,6 +208,22 @@ internal sealed class SelfAttention : nn.Module<Tensor, Tensor, Tensor>
         return output.forward(context.transpose(1, 2).reshape(b, t, _heads * _headWidth));
     }
 
+    /// <summary>ONNX: softmax(QKᵀ/√d)·V per head, decomposed (opset 17 has no attention operator); <paramref name="mask"/> [B, 1, 1, T] or null.</summary>
+    public string ToOnnx(OnnxGraph g, string x, string? mask, string hint)
+    {
+        var parts = g.Node("Transpose", new[] { g.Reshape(g.Linear(x, qkv.weight!, qkv.bias, hint + ".qkv"), 0, 0, 3, _heads, _headWidth) }, null,
+            ("perm", new long[] { 2, 0, 3, 1, 4 })); // [3, B, H, T, Dh]
+        string Part(long i) => g.Node("Gather", new[] { parts, g.Longs(new[] { i }, Array.Empty<long>()) }, null, ("axis", 0));
+        var q = Part(0);
+        var k = Part(1);
+        var v = Part(2);
+        var scores = g.Node("Mul", new[] { g.Node("MatMul", new[] { q, g.Node("Transpose", new[] { k }, null, ("perm", new long[] { 0, 1, 3, 2 })) }), g.Scalar((float)(1.0 / Math.Sqrt(_headWidth))) });
+        if (mask is not null) scores = g.Node("Where", new[] { mask, scores, g.Scalar(float.NegativeInfinity) });
+        var context = g.Node("MatMul", new[] { g.Node("Softmax", new[] { scores }, null, ("axis", -1)), v }); // [B, H, T, Dh]
+        var merged = g.Reshape(g.Node("Transpose", new[] { context }, null, ("perm", new long[] { 0, 2, 1, 3 })), 0, 0, -1);
+        return g.Linear(merged, output.weight!, output.bias, hint + ".output");
+    }
+
     /// <summary>The attention weights [B, H, T, T] (query × key; each row sums to 1 over the valid keys).</summary>
     public Tensor Weights(Tensor x, Tensor valid)
     {
@@ -261,6 +278,24 @@ internal sealed class EncoderLayer : nn.Module<Tensor, Tensor, Tensor>
 
     private Tensor FeedForward(Tensor x) => ff2.forward(_dropFf.forward(_activation.forward(ff1.forward(x))));
 
+    /// <summary>ONNX: the layer in evaluation mode (dropout is the identity).</summary>
+    public string ToOnnx(OnnxGraph g, string x, string? mask, string hint)
+    {
+        string FeedForwardOnnx(string h)
+        {
+            var hidden = g.Linear(h, ff1.weight!, ff1.bias, hint + ".ff1");
+            hidden = _activation is GELU ? g.Gelu(hidden) : g.Node("Relu", new[] { hidden });
+            return g.Linear(hidden, ff2.weight!, ff2.bias, hint + ".ff2");
+        }
+        if (_preNorm)
+        {
+            x = g.Node("Add", new[] { x, attention.ToOnnx(g, OnnxModules.LayerNorm(g, norm1, x, hint + ".norm1"), mask, hint + ".attention") });
+            return g.Node("Add", new[] { x, FeedForwardOnnx(OnnxModules.LayerNorm(g, norm2, x, hint + ".norm2")) });
+        }
+        x = OnnxModules.LayerNorm(g, norm1, g.Node("Add", new[] { x, attention.ToOnnx(g, x, mask, hint + ".attention") }), hint + ".norm1");
+        return OnnxModules.LayerNorm(g, norm2, g.Node("Add", new[] { x, FeedForwardOnnx(x) }), hint + ".norm2");
+    }
+
     public override Tensor forward(Tensor x, Tensor valid)
     {
         if (_preNorm)
@@ -277,8 +312,82 @@ internal sealed class EncoderLayer : nn.Module<Tensor, Tensor, Tensor>
 /// The Transformer. Token input is int64 [B, T] with 0 = padding; numeric input is float [B, T·F] (steps) or
 /// [B, C·H·W] (image patches). Returns [B, outputs].
 /// </summary>
-internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>, IEpochAware
+internal sealed class TransformerNetwork : nn.Module<Tensor, Tensor>, IEpochAware, IOnnxExportable
 {
+    /// <summary>
+    /// ONNX: the input adapter (embedding with the padding mask, patches by a strided convolution, or projected steps),
+    /// [CLS], positions, the layers with attention decomposed, the final norm, pooling over the valid positions and the head.
+    /// </summary>
+    public string ToOnnx(OnnxGraph g, string x)
+    {
+        if (head is null) throw new OnnxExportException("A pretrained encoder (masked-token head) cannot be exported; export the model fine-tuned from it.");
+        string h;
+        string? valid = null; // [B, T'] bool, token input only
+        if (embedding is not null)
+        {
+            var notPadding = g.Node("Not", new[] { g.Node("Equal", new[] { x, g.Longs(new[] { 0L }, Array.Empty<long>()) }) });
+            // The first position is always seen, so an empty row has a defined output (as in Embed).
+            var range = g.Node("Range", new[] { g.Longs(new[] { 0L }, Array.Empty<long>()), g.Node("Squeeze", new[] { g.Dim(x, 1), g.Longs(new[] { 0L }) }), g.Longs(new[] { 1L }, Array.Empty<long>()) });
+            var first = g.Node("Unsqueeze", new[] { g.Node("Equal", new[] { range, g.Longs(new[] { 0L }, Array.Empty<long>()) }), g.Longs(new[] { 0L }) });
+            valid = g.Node("Or", new[] { notPadding, first });
+            h = g.Node("Gather", new[] { g.Weight(embedding.weight!, "embedding"), x }, null, ("axis", 0));
+        }
+        else if (patchProjection is not null)
+        {
+            var images = g.Reshape(x, -1, _spec.Channels, _spec.Height, _spec.Width2D);
+            var patches = OnnxModules.Conv(g, patchProjection, images, "patches"); // [B, D, h, w]
+            h = g.Node("Transpose", new[] { g.Reshape(patches, 0, 0, -1) }, null, ("perm", new long[] { 0, 2, 1 }));
+        }
+        else h = g.Linear(g.Reshape(x, -1, _shape.Steps, _spec.FeaturesPerStep), stepProjection!.weight!, stepProjection.bias, "steps");
+
+        if (cls is not null)
+        {
+            var batch = g.Dim(h, 0);
+            var shape = g.Node("Concat", new[] { batch, g.Longs(new[] { 1L, (long)_spec.Width }) }, null, ("axis", 0));
+            h = g.Node("Concat", new[] { g.Node("Expand", new[] { g.Weight(cls, "cls"), shape }), h }, null, ("axis", 1));
+            if (valid is not null)
+            {
+                var ones = g.Node("Expand", new[] { g.Node("Cast", new[] { g.Longs(new[] { 1L }, new long[] { 1, 1 }) }, null, ("to", 9)),
+                    g.Node("Concat", new[] { batch, g.Longs(new[] { 1L }) }, null, ("axis", 0)) });
+                valid = g.Node("Concat", new[] { ones, valid }, null, ("axis", 1));
+            }
+        }
+        var table = g.Weight(positions ?? _sinusoid!, "positions");
+        var length = g.Dim(h, 1);
+        h = g.Node("Add", new[] { h, g.Node("Slice", new[] { table, g.Longs(new[] { 0L }), length, g.Longs(new[] { 1L }) }) });
+
+        var mask = valid is null ? null : g.Node("Unsqueeze", new[] { valid, g.Longs(new long[] { 1, 2 }) }); // [B, 1, 1, T']
+        for (int i = 0; i < layers.Count; i++) h = layers[i].ToOnnx(g, h, mask, $"layer{i}");
+        if (finalNorm is not null) h = OnnxModules.LayerNorm(g, finalNorm, h, "final_norm");
+
+        string pooled;
+        switch (_spec.Pooling)
+        {
+            case TransformerPooling.Cls:
+                pooled = g.Node("Gather", new[] { h, g.Longs(new[] { 0L }, Array.Empty<long>()) }, null, ("axis", 1));
+                break;
+            case TransformerPooling.Mean when valid is null:
+                pooled = g.Node("ReduceMean", new[] { h }, null, ("axes", new long[] { 1 }), ("keepdims", 0));
+                break;
+            case TransformerPooling.Mean:
+            {
+                var m = g.Node("Unsqueeze", new[] { g.Node("Cast", new[] { valid }, null, ("to", 1)), g.Longs(new[] { -1L }) });
+                pooled = g.Node("Div", new[] { g.Node("ReduceSum", new[] { g.Node("Mul", new[] { h, m }), g.Longs(new[] { 1L }) }, null, ("keepdims", 0)),
+                    g.Node("ReduceSum", new[] { m, g.Longs(new[] { 1L }) }, null, ("keepdims", 0)) });
+                break;
+            }
+            default:
+            {
+                var scores = g.Node("Squeeze", new[] { g.Linear(h, attentionPool!.weight!, attentionPool.bias, "attention_pool"), g.Longs(new[] { -1L }) });
+                if (valid is not null) scores = g.Node("Where", new[] { valid, scores, g.Scalar(float.NegativeInfinity) });
+                var w = g.Node("Unsqueeze", new[] { g.Node("Softmax", new[] { scores }, null, ("axis", 1)), g.Longs(new[] { -1L }) });
+                pooled = g.Node("ReduceSum", new[] { g.Node("Mul", new[] { h, w }), g.Longs(new[] { 1L }) }, null, ("keepdims", 0));
+                break;
+            }
+        }
+        return g.Linear(pooled, head.weight!, head.bias, "head");
+    }
+
     private Generator? _augmentationRandom;
 
     /// <summary>Training-only image augmentation (not saved with the model).</summary>
