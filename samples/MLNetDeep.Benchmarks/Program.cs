@@ -1,7 +1,7 @@
 // MLNetDeep benchmark: MLP training throughput of the ML.NET trainers against a hand-written TorchSharp loop on
 // the same tensors, network, optimizer, loss, batch size, shuffle and epochs; plus peak memory. With --cnn, the CNN
 // benchmark in CnnBenchmark.cs instead; with --rnn, the RNN benchmark in RnnBenchmark.cs; with --transformer, the
-// Transformer benchmark in TransformerBenchmark.cs. See README.md.
+// Transformer benchmark in TransformerBenchmark.cs; with --onnx, ONNX Runtime scoring in OnnxBenchmark.cs. See README.md.
 //
 //   dotnet run -c Release --project samples/MLNetDeep.Benchmarks [-- --epochs N --repeats N]   (--help for the other options)
 using System.Diagnostics;
@@ -104,6 +104,7 @@ internal static class Program
         if (args.Length > 0 && args[0] == RnnBenchmark.Flag) return RnnBenchmark.Run(args);
         if (args.Length == 8 && args[0] == TransformerBenchmark.MemoryChildFlag) return TransformerBenchmark.MemoryChild(args);
         if (args.Length > 0 && args[0] == TransformerBenchmark.Flag) return TransformerBenchmark.Run(args);
+        if (args.Length > 0 && args[0] == OnnxBenchmark.Flag) return OnnxBenchmark.Run(args);
         if (!ParseArgs(args)) return 2;
         if (GcStressSeconds > 0) return GcStress.Run(GcStressSeconds);
 
@@ -172,6 +173,7 @@ internal static class Program
                     Console.WriteLine("       --cnn [--help for its options]: the CNN benchmark on Fashion-MNIST instead (see README: CNN).");
                     Console.WriteLine("       --rnn [--help for its options]: the RNN (LSTM) benchmark on the SMS spam messages instead (see README: RNN).");
                     Console.WriteLine("       --transformer [--help for its options]: the Transformer benchmark on the SMS spam messages instead (see README: Transformer).");
+                    Console.WriteLine("       --onnx [--help for its options]: exported models in ONNX Runtime vs MLNetDeep scoring (see README: ONNX).");
                     return false;
                 default:
                     Console.Error.WriteLine($"unknown argument '{a}' (try --help)");

@@ -73,6 +73,10 @@ public sealed class OnnxExportTests
     [Theory]
     [InlineData(RecurrentCell.Lstm, true, 2, SequencePooling.Last)]
     [InlineData(RecurrentCell.Lstm, false, 1, SequencePooling.Mean)]
+    [InlineData(RecurrentCell.Lstm, true, 1, SequencePooling.Max)]
+    [InlineData(RecurrentCell.Lstm, false, 2, SequencePooling.Attention)]
+    [InlineData(RecurrentCell.Gru, false, 2, SequencePooling.Last)]
+    [InlineData(RecurrentCell.Gru, true, 2, SequencePooling.Mean)]
     [InlineData(RecurrentCell.Gru, true, 1, SequencePooling.Max)]
     [InlineData(RecurrentCell.Gru, false, 2, SequencePooling.Attention)]
     [InlineData(RecurrentCell.Rnn, true, 1, SequencePooling.Mean)]
@@ -209,6 +213,60 @@ public sealed class OnnxExportTests
         AssertClose(ScoreText.Lines(bike.Transform(bikeTest)).ToArray(), ConsumeInOtherProcess(ml, bikeZip, bikeTest), "bike regression, other process", LabelScale(bike));
     }
 
+    [Fact]
+    public void Metadata_DescribesTheModel_AndWhatCannotBeExportedIsNamed()
+    {
+        var ml = new MLContext(seed: 8);
+        var issues = ml.Data.TakeRows(RealData.GitHubIssues(ml), 600);
+        var tokens = ml.Transforms.Conversion.MapValueToKey("Label", nameof(GitHubIssueRow.Area))
+            .Append(ml.Transforms.Text.NormalizeText("Normalized", nameof(GitHubIssueRow.Title)))
+            .Append(ml.Transforms.Text.TokenizeIntoWords("Tokens", "Normalized"))
+            .Append(ml.Transforms.Conversion.MapValueToKey("Tokens"));
+        var model = tokens.Append(ml.MulticlassClassification.Trainers.Rnn(new RnnMulticlassTrainer.Options
+        {
+            FeatureColumnName = "Tokens", Cell = RecurrentCell.Gru, HiddenSize = 8, EmbeddingSize = 8, NumberOfEpochs = 1, MaximumSequenceLength = 20,
+        })).Fit(issues);
+        string path = Path.Combine(TestUtil.TempDir(), "github-gru.onnx");
+        var info = ml.Model.ExportToOnnx(model, path);
+        using var session = new InferenceSession(path);
+        var meta = session.ModelMetadata;
+        Assert.Equal("MLNetDeep", meta.ProducerName);
+        var map = meta.CustomMetadataMap;
+        Assert.Equal("multiclass", map["mlnetdeep.task"]);
+        Assert.Equal(typeof(OnnxExportInfo).Assembly.GetName().Version!.ToString(3), map["mlnetdeep.version"]);
+        var classNames = System.Text.Json.JsonSerializer.Deserialize<string[]>(map["mlnetdeep.class_names"])!;
+        var keyValues = default(VBuffer<ReadOnlyMemory<char>>);
+        model.Transform(issues).Schema["Label"].GetKeyValues(ref keyValues);
+        Assert.Equal(keyValues.DenseValues().Select(v => v.ToString()), classNames);
+        Assert.Equal(info.ClassNames, classNames);
+        var deep = DeepModelParameters.Find(model)!;
+        Assert.Equal(((TokenEncoder)deep.Encoder).VocabularySize.ToString(), map["mlnetdeep.vocabulary_size"]);
+        Assert.Equal("0", map["mlnetdeep.padding_id"]);
+        Assert.Equal("20", map["mlnetdeep.max_sequence_length"]);
+        Assert.Equal("Tokens", session.InputMetadata.Keys.Single());
+        Assert.Equal(new[] { -1, -1 }, session.InputMetadata["Tokens"].Dimensions); // dynamic batch and length
+
+        // A pretrained encoder has no task head to export; a pipeline with another MLNetDeep step cannot drop MLNetDeep.
+        var sms = ml.Data.TakeRows(RealData.Sms(ml), 200);
+        var pretrained = Pipelines.SmsTokens(ml).Append(ml.Transforms.Text.PretrainTransformerEncoder(new TransformerPretrainer.Options
+        {
+            FeatureColumnName = "Tokens", NumberOfLayers = 1, ModelWidth = 16, NumberOfHeads = 2, NumberOfEpochs = 1,
+        })).Fit(sms);
+        var encoder = Assert.Throws<OnnxExportException>(() => ml.Model.ExportToOnnx(pretrained, new MemoryStream()));
+        Assert.Contains("pretrained encoder", encoder.Message);
+        var subwords = ml.Transforms.Text.TokenizeIntoSubwords("Tokens", nameof(SmsRow.Message), SubwordTokenizer.Cl100kBase())
+            .Append(ml.Transforms.Conversion.MapValueToKey("Label", nameof(SmsRow.LabelText)))
+            .Append(ml.MulticlassClassification.Trainers.Transformer(new TransformerMulticlassTrainer.Options
+            {
+                FeatureColumnName = "Tokens", NumberOfLayers = 1, ModelWidth = 16, NumberOfHeads = 2, NumberOfEpochs = 1,
+            })).Fit(sms);
+        ml.Model.ExportToOnnx(subwords, new MemoryStream()); // the network alone exports
+        var step = Assert.Throws<OnnxExportException>(() => ml.Model.ConvertToOnnxPipeline(subwords, sms));
+        Assert.Contains("SubwordTokenizingTransformer", step.Message);
+        var none = Assert.Throws<ArgumentException>(() => ml.Model.ExportToOnnx(tokens.Fit(issues), new MemoryStream()));
+        Assert.Contains("no MLNetDeep prediction transformer", none.Message);
+    }
+
     // ------------------------------------------------------------------ helpers
 
     private sealed class LabelIn { public uint Label { get; set; } }
@@ -292,7 +350,9 @@ public sealed class OnnxExportTests
         var expected = ScoreText.Lines(scored).ToArray();
         using var stream = new MemoryStream();
         var info = ml.Model.ExportToOnnx(model, stream);
-        using var session = new InferenceSession(stream.ToArray());
+        var bytes = stream.ToArray();
+        AssertEveryInitializerIsUsed(bytes);
+        using var session = new InferenceSession(bytes);
         Assert.Equal(info.OutputNames, session.OutputMetadata.Keys.ToArray());
 
         var input = info.TokenInput ? TokenBatch(scored, info.InputName) : DenseBatch(scored, info.InputName, info.InputSize);
@@ -315,6 +375,15 @@ public sealed class OnnxExportTests
             actual[i] = string.Join(" ", score.Skip(i * width).Take(width).Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))
                 + "|" + (probability is null ? "" : probability[i].ToString("R", System.Globalization.CultureInfo.InvariantCulture)) + "|" + (labels?[i] ?? "");
         AssertClose(expected, actual, $"{what} ({info.Architecture})", LabelScale(model));
+    }
+
+    /// <summary>ONNX Runtime warns on stderr about initializers no node reads: the exporter writes none.</summary>
+    private static void AssertEveryInitializerIsUsed(byte[] model)
+    {
+        var graph = MLNetDeep.Onnx.Proto.ModelProto.Parser.ParseFrom(model).Graph;
+        var read = graph.Node.SelectMany(n => n.Input).ToHashSet();
+        Assert.Empty(graph.Initializer.Select(i => i.Name).Where(n => !read.Contains(n)));
+        Assert.Equal(graph.Initializer.Count, graph.Initializer.Select(i => i.Name).Distinct().Count());
     }
 
     private static NamedOnnxValue DenseBatch(IDataView data, string column, int size)
