@@ -11,6 +11,8 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 using MLNetDeep.TestData;
 using TorchSharp;
 
+using static MLNetDeep.Benchmarks.TokenBench;
+
 namespace MLNetDeep.Benchmarks;
 
 internal static class OnnxBenchmark
@@ -58,18 +60,7 @@ internal static class OnnxBenchmark
             Measure(ml, "SmallCnn (Fashion-MNIST 28x28)", model, test, dir,
                 start => DenseBatch("Features", pixels, start),
                 i => DenseBatch("Features", pixels, i % pixels.Length, 1),
-                onnxModel =>
-                {
-                    var engine = ml.Model.CreatePredictionEngine<Image, ImagePrediction>(onnxModel);
-                    var output = new ImagePrediction();
-                    return i => engine.Predict(images[i % images.Length], ref output);
-                },
-                () =>
-                {
-                    var engine = ml.Model.CreatePredictionEngine<Image, ImagePrediction>(model);
-                    var output = new ImagePrediction();
-                    return i => engine.Predict(images[i % images.Length], ref output);
-                }, repeats, calls);
+                scorer => Engine<Image, ImagePrediction>(ml, scorer, images), repeats, calls);
         }
 
         // ------------------------------------------------------------------ LSTM and Transformer on SMS word keys
@@ -90,18 +81,7 @@ internal static class OnnxBenchmark
             Measure(ml, name, step, tokens, dir,
                 start => TokenBatch("Tokens", ids, start, Batch),
                 i => TokenBatch("Tokens", ids, i % ids.Length, 1),
-                onnxModel =>
-                {
-                    var engine = ml.Model.CreatePredictionEngine<SmsInput, SmsPrediction>(onnxModel);
-                    var output = new SmsPrediction();
-                    return i => engine.Predict(messages[i % messages.Length], ref output);
-                },
-                () =>
-                {
-                    var engine = ml.Model.CreatePredictionEngine<SmsInput, SmsPrediction>(model);
-                    var output = new SmsPrediction();
-                    return i => engine.Predict(messages[i % messages.Length], ref output);
-                }, repeats, calls, wholePipeline: model, pipelineInput: sms);
+                scorer => Engine<SmsInput, SmsPrediction>(ml, scorer, messages), repeats, calls, wholePipeline: model, pipelineInput: sms);
         }
         return 0;
     }
@@ -112,7 +92,7 @@ internal static class OnnxBenchmark
     /// and file sizes.
     /// </summary>
     private static void Measure(MLContext ml, string name, ITransformer step, IDataView test, string dir,
-        Func<int, NamedOnnxValue> batchAt, Func<int, NamedOnnxValue> rowAt, Func<ITransformer, Action<int>> onnxEngine, Func<Action<int>> deepEngine,
+        Func<int, NamedOnnxValue> batchAt, Func<int, NamedOnnxValue> rowAt, Func<ITransformer, Action<int>> engine,
         int repeats, int calls, ITransformer? wholePipeline = null, IDataView? pipelineInput = null)
     {
         Console.WriteLine(name);
@@ -165,14 +145,22 @@ internal static class OnnxBenchmark
         double deepMedian = Program.Median(deepTimes), ortMedian = Program.Median(ortTimes);
         Console.WriteLine($"  batch scoring: MLNetDeep Transform {rows / deepMedian:F0} rows/s, ONNX Runtime {rows / ortMedian:F0} rows/s  => ONNX Runtime / MLNetDeep = {deepMedian / ortMedian:F2}x");
 
-        var deepLatency = CnnBenchmark.Latencies(deepEngine(), calls);
-        var pipelineLatency = CnnBenchmark.Latencies(onnxEngine(onnxPipeline), calls);
+        var deepLatency = CnnBenchmark.Latencies(engine(pipeline), calls);
+        var pipelineLatency = CnnBenchmark.Latencies(engine(onnxPipeline), calls);
         var ortLatency = CnnBenchmark.Latencies(i => { using var results = session.Run(new[] { rowAt(i) }); }, calls);
         string P(double[] t) => $"p50 {CnnBenchmark.Percentile(t, 0.5):F3} ms, p99 {CnnBenchmark.Percentile(t, 0.99):F3} ms";
         Console.WriteLine($"  one row: MLNetDeep PredictionEngine {P(deepLatency)}");
         Console.WriteLine($"           ApplyOnnxModel pipeline PredictionEngine (no MLNetDeep) {P(pipelineLatency)}  => {CnnBenchmark.Percentile(deepLatency, 0.5) / CnnBenchmark.Percentile(pipelineLatency, 0.5):F2}x MLNetDeep's speed");
         Console.WriteLine($"           ONNX Runtime session.Run on the network's input {P(ortLatency)}");
         Console.WriteLine();
+    }
+
+    /// <summary>A PredictionEngine call on input i (cycling through <paramref name="inputs"/>), reusing one output object.</summary>
+    private static Action<int> Engine<TIn, TOut>(MLContext ml, ITransformer model, TIn[] inputs) where TIn : class where TOut : class, new()
+    {
+        var engine = ml.Model.CreatePredictionEngine<TIn, TOut>(model);
+        var output = new TOut();
+        return i => engine.Predict(inputs[i % inputs.Length], ref output);
     }
 
     private static T[][] Rows<T>(IDataView data, string column)
@@ -218,18 +206,5 @@ internal static class OnnxBenchmark
     {
         public uint PredictedLabel { get; set; }
         public float[] Score { get; set; } = Array.Empty<float>();
-    }
-
-    private sealed class SmsInput
-    {
-        public string Message { get; set; } = "";
-        public bool Label { get; set; }
-    }
-
-    private sealed class SmsPrediction
-    {
-        public float Score { get; set; }
-        public float Probability { get; set; }
-        public bool PredictedLabel { get; set; }
     }
 }

@@ -14,6 +14,8 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
+using static MLNetDeep.Benchmarks.TokenBench;
+
 namespace MLNetDeep.Benchmarks;
 
 internal static class RnnBenchmark
@@ -555,24 +557,5 @@ internal static class RnnBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"RNNMEM peak RSS {peak:F0} MiB for the whole process (VmHWM; {peakFit:F0} MiB by the end of Fit). RSS at start {start:F0} MiB, after loading libtorch and reading the {count} messages once {afterLoad:F0} MiB; Fit {fitSeconds:F0} s, accuracy on all messages {metrics.Accuracy:F4}"));
         return 0;
-    }
-
-    private sealed class SyntheticRow
-    {
-        public uint[] Tokens { get; set; } = Array.Empty<uint>();
-        public bool Label { get; set; }
-    }
-
-    private sealed class SmsInput
-    {
-        public string Message { get; set; } = "";
-        public bool Label { get; set; }
-    }
-
-    private sealed class SmsPrediction
-    {
-        public float Score { get; set; }
-        public float Probability { get; set; }
-        public bool PredictedLabel { get; set; }
     }
 }

@@ -114,4 +114,24 @@ internal static class TokenBench
         for (int i = 0; i < y.Length; i++) y[i] = d.Labels[rows[i]];
         return torch.tensor(y);
     }
+
+    internal sealed class SyntheticRow
+    {
+        public uint[] Tokens { get; set; } = Array.Empty<uint>();
+        public bool Label { get; set; }
+    }
+
+    /// <summary>An SMS message as PredictionEngine input (the pipelines start from the raw text).</summary>
+    internal sealed class SmsInput
+    {
+        public string Message { get; set; } = "";
+        public bool Label { get; set; }
+    }
+
+    internal sealed class SmsPrediction
+    {
+        public float Score { get; set; }
+        public float Probability { get; set; }
+        public bool PredictedLabel { get; set; }
+    }
 }

@@ -4,9 +4,9 @@
 //
 //   dotnet run -c Release --project samples/MLNetDeep.Samples.Sequences [-- --only sms,github,yelp,sunspots,fashion,vit]
 //       [--r] [--sun-epochs 30] [--sun-ar-epochs 60] [--sun-hidden 32] [--sun-lookback 11]
-//       [--sun-transformer-epochs 60] [--github-pretrain-epochs 100] [--fashion-epochs 12] [--fashion-rows 60000]
+//       [--sun-transformer-epochs 60] [--github-pretrain-epochs 100] [--text-pretrain-epochs 100] [--fashion-epochs 12] [--fashion-rows 60000]
 //       [--vit-epochs 24] [--vit-patch 4] [--vit-layers 4] [--vit-width 96] [--vit-lr 1e-3]
-//       [--vit-dropout 0] [--vit-pooling Mean] [--vit-augment none|standard|strong] [--output DIR]
+//       [--vit-dropout 0] [--vit-pooling Mean] [--vit-augment none|flip|standard|strong] [--output DIR]
 using System.Diagnostics;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -23,16 +23,18 @@ int fashionEpochs = int.Parse(Arg("--fashion-epochs", "12"));
 int sunEpochs = int.Parse(Arg("--sun-epochs", "30")), sunArEpochs = int.Parse(Arg("--sun-ar-epochs", "60")), sunTransformerEpochs = int.Parse(Arg("--sun-transformer-epochs", "60")), sunHidden = int.Parse(Arg("--sun-hidden", "32")), sunLookback = int.Parse(Arg("--sun-lookback", "11"));
 int? fashionRows = Arg("--fashion-rows", "") is { Length: > 0 } fr ? int.Parse(fr) : null;
 int githubPretrainEpochs = int.Parse(Arg("--github-pretrain-epochs", "100"));
+int textPretrainEpochs = int.Parse(Arg("--text-pretrain-epochs", "100"));
 int vitEpochs = int.Parse(Arg("--vit-epochs", "24")), vitPatch = int.Parse(Arg("--vit-patch", "4")), vitLayers = int.Parse(Arg("--vit-layers", "4")), vitWidth = int.Parse(Arg("--vit-width", "96"));
 float vitDropout = float.Parse(Arg("--vit-dropout", "0"), System.Globalization.CultureInfo.InvariantCulture);
 double vitLearningRate = double.Parse(Arg("--vit-lr", "1e-3"), System.Globalization.CultureInfo.InvariantCulture);
 var vitPooling = Enum.Parse<TransformerPooling>(Arg("--vit-pooling", "Mean"), ignoreCase: true);
-var vitAugmentation = Arg("--vit-augment", "standard").ToLowerInvariant() switch
+var vitAugmentation = Arg("--vit-augment", "flip").ToLowerInvariant() switch
 {
     "none" => ImageAugmentation.None,
+    "flip" => new ImageAugmentation { HorizontalFlip = true },
     "standard" => ImageAugmentation.Standard,
     "strong" => ImageAugmentation.Strong,
-    var other => throw new ArgumentException($"--vit-augment must be none, standard or strong, not '{other}'."),
+    var other => throw new ArgumentException($"--vit-augment must be none, flip, standard or strong, not '{other}'."),
 };
 string output = Arg("--output", Path.Combine(Directory.GetCurrentDirectory(), "mlnetdeep-output"));
 Directory.CreateDirectory(output);
@@ -93,16 +95,40 @@ void BinaryText(string title, IDataView data, string textColumn, int rnnEpochs, 
     var board = new Leaderboard(title, "accuracy", "AUC", "F1");
     ITransformer? saved = null;
     var spreads = new List<(string Name, List<(double Accuracy, double F1)> Runs)>();
+    // Pretraining on the training messages' own text (masked tokens, labels unused), once (seed 1), with the word keys
+    // fitted on that text; the five fine-tuning runs below start from it. 0 epochs skips it.
+    ITransformer? encoder = null;
+    if (textPretrainEpochs > 0)
+    {
+        var trainTokens = Tokens(textColumn).Fit(split.TrainSet).Transform(split.TrainSet);
+        double pretrainSeconds;
+        (encoder, pretrainSeconds) = Timed(() => new MLContext(seed: 1).Transforms.Text.PretrainTransformerEncoder(new TransformerPretrainer.Options
+        {
+            FeatureColumnName = "Tokens", NumberOfLayers = 2, ModelWidth = 64, NumberOfHeads = 4, NumberOfEpochs = textPretrainEpochs, BatchSize = 32,
+            LearningRate = 1e-3, MaximumSequenceLength = 128, BucketByLength = true,
+        }).Fit(trainTokens));
+        var history = ((DeepPredictionTransformer<DeepEncoderModelParameters>)encoder).Model.History;
+        Console.WriteLine($"  pretrained on the {title.Split('(')[0].Trim()} training text: masked-token loss {history[0].TrainLoss:F3} -> {history[^1].TrainLoss:F3} in {textPretrainEpochs} epochs ({pretrainSeconds:F0} s)");
+    }
+    TransformerBinaryTrainer.Options Pretrained()
+    {
+        var o = TextTransformer(transformer.Epochs, transformer.Pooling, transformer.Batch);
+        o.BaseModel = encoder;
+        return o;
+    }
     // The deep nets from five seeds (MLContext seeds 1–5, the same split): one seed's figure is a draw.
-    foreach (var (name, make) in new (string, Func<MLContext, IEstimator<ITransformer>>)[]
+    foreach (var (name, make) in new (string, Func<MLContext, IEstimator<ITransformer>>?)[]
     {
         ("MLNetDeep BiGRU (word keys)", m => Tokens(textColumn).Append(m.BinaryClassification.Trainers.Rnn(TextRnn(rnnEpochs)))),
         ("MLNetDeep Transformer (word keys)", m => Tokens(textColumn).Append(m.BinaryClassification.Trainers.Transformer(TextTransformer(transformer.Epochs, transformer.Pooling, transformer.Batch)))),
         // The raw text as cl100k_base sub-words (the vocabulary ships in Microsoft.ML.Tokenizers.Data.Cl100kBase).
         ("MLNetDeep Transformer (cl100k sub-words)", m => m.Transforms.Text.TokenizeIntoSubwords("Tokens", textColumn, SubwordTokenizer.Cl100kBase())
             .Append(m.BinaryClassification.Trainers.Transformer(TextTransformer(transformer.Epochs, transformer.Pooling, transformer.Batch)))),
+        ($"MLNetDeep Transformer (word keys), pretrained {textPretrainEpochs} ep", encoder is null ? null
+            : m => Tokens(textColumn).Append(m.BinaryClassification.Trainers.Transformer(Pretrained()))),
     })
     {
+        if (make is null) continue;
         var runs = new List<(double, double)>();
         for (int seed = 1; seed <= 5; seed++)
         {
