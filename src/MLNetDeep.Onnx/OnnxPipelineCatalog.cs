@@ -49,8 +49,7 @@ public static class OnnxPipelineCatalog
         var (bytes, info) = OnnxPipelineSteps.OneRowModel(predictor);
         if (onnxPath is not null) File.WriteAllBytes(onnxPath, bytes);
         var replaced = new List<ITransformer>();
-        var outputs = info.Task == "forecasting" ? new[] { "Score" } : new[] { OnnxExporter.NetworkOutput };
-        var onnx = ml.Transforms.ApplyOnnxModel(outputs, new[] { info.InputName }, new MemoryStream(bytes)).Fit(data);
+        var onnx = ml.Transforms.ApplyOnnxModel(info.OutputNames.ToArray(), new[] { info.InputName }, new MemoryStream(bytes)).Fit(data);
         replaced.Add(onnx);
         data = onnx.Transform(data);
         if (OnnxPipelineSteps.StockHead(predictor, data.Schema) is { } head)

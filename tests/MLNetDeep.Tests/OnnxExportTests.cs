@@ -107,6 +107,8 @@ public sealed class OnnxExportTests
             }).Fit(windows.Train);
             AssertOnnxMatches(ml, model, windows.Test!, $"sunspots LSTM forecaster {decoding}");
         }
+        var mlp = ml.Forecasting.Trainers.Mlp(new MlpForecaster.Options { HiddenLayers = new[] { 32 }, NumberOfEpochs = 5 }).Fit(windows.Train);
+        AssertOnnxMatches(ml, mlp, windows.Test!, "sunspots MLP forecaster");
         // Fashion-MNIST read as 28 rows of 28 pixels by a bidirectional GRU, mean pooling.
         var rows = ml.MulticlassClassification.Trainers.Rnn(new RnnMulticlassTrainer.Options
         {
@@ -202,6 +204,14 @@ public sealed class OnnxExportTests
         string lstmZip = Path.Combine(dir, "sms-lstm-onnx.zip");
         ml.Model.Save(lstmOnnx, sms.TrainSet.Schema, lstmZip);
         AssertClose(ScoreText.Lines(lstm.Transform(sms.TestSet)).ToArray(), ConsumeInOtherProcess(ml, lstmZip, sms.TestSet), "sms BiLSTM on word keys, other process");
+
+        // A forecaster: Score is a vector of the horizon's values, straight from ONNX.
+        var windows = Sunspots.Windows(ml);
+        var gru = ml.Forecasting.Trainers.Rnn(new RnnForecaster.Options { Cell = RecurrentCell.Gru, HiddenSize = 16, NumberOfEpochs = 3 }).Fit(windows.Train);
+        var gruOnnx = ml.Model.ConvertToOnnxPipeline(gru, windows.Train);
+        string gruZip = Path.Combine(dir, "sunspots-gru-onnx.zip");
+        ml.Model.Save(gruOnnx, windows.Train.Schema, gruZip);
+        AssertClose(ScoreText.Lines(gru.Transform(windows.Test!)).ToArray(), ConsumeInOtherProcess(ml, gruZip, windows.Test!), "sunspots GRU forecaster, other process", LabelScale(gru));
 
         var bikeTrain = TestUtil.BikeTrainSubset(ml, 1500);
         var bikeTest = ml.Data.TakeRows(RealData.BikeTest(ml), 200);

@@ -15,7 +15,7 @@ namespace MLNetDeep;
 /// <summary>What an exported ONNX model reads and writes (also stored in the model's metadata).</summary>
 public sealed class OnnxExportInfo
 {
-    /// <summary>The task: <c>binary</c>, <c>multiclass</c>, <c>regression</c> or <c>forecasting</c>.</summary>
+    /// <summary>The task: <c>binary</c>, <c>multiclass</c>, <c>regression</c> or <c>forecast</c>.</summary>
     public required string Task { get; init; }
 
     /// <summary>The network, as <see cref="DeepModelParameters.Architecture"/> describes it.</summary>
