@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.SearchSpace;
 
 namespace MLNetDeep;
 
@@ -80,12 +81,14 @@ public abstract class DeepTrainerOptions
     public int NumberOfEpochs { get; set; } = 10;
 
     /// <summary>Rows per mini-batch. Default 64.</summary>
+    [Choice(new object[] { 32, 64, 128, 256 }, 64)]
     public int BatchSize { get; set; } = 64;
 
     /// <summary>Optimizer. Default <see cref="DeepOptimizer.AdamW"/>.</summary>
     public DeepOptimizer Optimizer { get; set; } = DeepOptimizer.AdamW;
 
     /// <summary>(Peak) learning rate. Default 1e-3.</summary>
+    [Range(1e-4, 1e-2, 1e-3, true)]
     public double LearningRate { get; set; } = 1e-3;
 
     /// <summary>Momentum for <see cref="DeepOptimizer.Sgd"/>. Default 0.9.</summary>
@@ -95,6 +98,7 @@ public abstract class DeepTrainerOptions
     public bool Nesterov { get; set; }
 
     /// <summary>Weight decay (L2 for SGD and Adam, decoupled for AdamW). Default 1e-4.</summary>
+    [Range(1e-6, 1e-1, 1e-4, true)]
     public double WeightDecay { get; set; } = 1e-4;
 
     /// <summary>Clip the global gradient norm to this value; 0 disables clipping. Default 0.</summary>

@@ -21,6 +21,7 @@ public abstract class SequenceOptions : DeepTrainerOptions
     /// scoring, every word the key mapping did not see at training is unknown, but in the training data no word is, so
     /// without this the network never learns what an unknown word means. Typical 0.05–0.1. Default 0.
     /// </summary>
+    [Microsoft.ML.SearchSpace.Range(0.0, 0.3, 0.1)]
     public double TokenDropout { get; set; }
 
     /// <summary>

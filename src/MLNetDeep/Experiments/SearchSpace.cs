@@ -118,8 +118,9 @@ public sealed class SearchSpace
     }
 
     /// <summary>
-    /// The space of the public settable properties of <typeparamref name="TOptions"/> (and its base classes) that carry
-    /// <see cref="RangeAttribute"/>, <see cref="ChoiceAttribute"/> or <see cref="BooleanChoiceAttribute"/>.
+    /// The space of the public settable properties and fields of <typeparamref name="TOptions"/> (and its base classes;
+    /// ML.NET's own Options classes use fields) that carry <see cref="RangeAttribute"/>, <see cref="ChoiceAttribute"/>
+    /// or <see cref="BooleanChoiceAttribute"/>.
     /// </summary>
     public static SearchSpace FromOptions<TOptions>() => FromOptions(typeof(TOptions));
 
@@ -127,11 +128,14 @@ public sealed class SearchSpace
     public static SearchSpace FromOptions(Type optionsType)
     {
         var space = new SearchSpace();
-        foreach (var p in optionsType.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite).OrderBy(p => p.MetadataToken).ThenBy(p => p.Name, StringComparer.Ordinal))
+        var members = optionsType.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite).Select(p => (Member: (MemberInfo)p, Type: p.PropertyType))
+            .Concat(optionsType.GetFields(BindingFlags.Public | BindingFlags.Instance).Where(f => !f.IsInitOnly).Select(f => (Member: (MemberInfo)f, Type: f.FieldType)))
+            .OrderBy(m => m.Member.MetadataToken).ThenBy(m => m.Member.Name, StringComparer.Ordinal);
+        foreach (var (p, type) in members)
         {
             if (p.GetCustomAttribute<RangeAttribute>() is { } r)
             {
-                bool integer = IsInteger(p.PropertyType);
+                bool integer = IsInteger(type);
                 double min = Convert.ToDouble(r.Min, CultureInfo.InvariantCulture), max = Convert.ToDouble(r.Max, CultureInfo.InvariantCulture);
                 double? init = r.Init is null ? null : Convert.ToDouble(r.Init, CultureInfo.InvariantCulture);
                 space.Add(integer
@@ -164,19 +168,22 @@ public sealed class SearchSpace
         return values;
     }
 
-    /// <summary>Sets the decoded values on an options object (converting to each property's type); unknown names throw naming them.</summary>
+    /// <summary>Sets the decoded values on an options object's properties or fields (converting to each one's type); unknown names throw naming them.</summary>
     public static void Apply(object options, IReadOnlyDictionary<string, object> values)
     {
         var type = options.GetType();
         foreach (var (name, value) in values)
         {
-            var p = type.GetProperty(name, BindingFlags.Public | BindingFlags.Instance)
-                ?? throw new ArgumentException($"{type.Name} has no public property '{name}' to set from the search space.", nameof(values));
-            var target = Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType;
+            var property = type.GetProperty(name, BindingFlags.Public | BindingFlags.Instance);
+            var field = property is null ? type.GetField(name, BindingFlags.Public | BindingFlags.Instance) : null;
+            var memberType = property?.PropertyType ?? field?.FieldType
+                ?? throw new ArgumentException($"{type.Name} has no public property or field '{name}' to set from the search space.", nameof(values));
+            var target = Nullable.GetUnderlyingType(memberType) ?? memberType;
             object converted = target.IsEnum ? (value is string s ? Enum.Parse(target, s) : Enum.ToObject(target, value))
                 : target.IsInstanceOfType(value) ? value
                 : Convert.ChangeType(value, target, CultureInfo.InvariantCulture);
-            p.SetValue(options, converted);
+            if (property is not null) property.SetValue(options, converted);
+            else field!.SetValue(options, converted);
         }
     }
 

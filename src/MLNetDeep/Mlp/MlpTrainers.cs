@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
+using Microsoft.ML.SearchSpace;
 
 namespace MLNetDeep;
 
@@ -11,12 +12,15 @@ public abstract class MlpOptions : DeepTrainerOptions
     public int[] HiddenLayers { get; set; } = { 128, 64 };
 
     /// <summary>Activation after each hidden layer. Default <see cref="DeepActivation.Relu"/>.</summary>
+    [Choice(new object[] { DeepActivation.Relu, DeepActivation.Gelu, DeepActivation.Swish, DeepActivation.Tanh }, DeepActivation.Relu)]
     public DeepActivation Activation { get; set; } = DeepActivation.Relu;
 
     /// <summary>Dropout probability after each hidden layer (alpha dropout with SELU); 0 disables. Default 0.1.</summary>
+    [Range(0f, 0.5f, 0.1f)]
     public float Dropout { get; set; } = 0.1f;
 
     /// <summary>Batch normalization after each hidden linear layer. Default false.</summary>
+    [BooleanChoice(false)]
     public bool BatchNorm { get; set; }
 
     /// <inheritdoc/>

@@ -3,6 +3,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
+using Microsoft.ML.SearchSpace;
 
 namespace MLNetDeep;
 
@@ -20,21 +21,25 @@ public abstract class RnnOptions : SequenceOptions
     public RecurrentCell Cell { get; set; } = RecurrentCell.Lstm;
 
     /// <summary>Hidden units per direction and layer. Default 128.</summary>
+    [Range(16, 256, 64, true)]
     public int HiddenSize { get; set; } = 128;
 
     /// <summary>Stacked recurrent layers. Default 1.</summary>
+    [Range(1, 3, 1)]
     public int NumberOfLayers { get; set; } = 1;
 
     /// <summary>Read the sequence in both directions (outputs concatenated). Default false.</summary>
     public bool Bidirectional { get; set; }
 
     /// <summary>Dropout between recurrent layers and before the head; 0 disables. Default 0.2.</summary>
+    [Range(0f, 0.5f, 0.2f)]
     public float Dropout { get; set; } = 0.2f;
 
     /// <summary>How the outputs of all steps become one vector. Default <see cref="SequencePooling.Last"/>.</summary>
     public SequencePooling Pooling { get; set; } = SequencePooling.Last;
 
     /// <summary>Token input: width of the (trainable) token embedding. Default 100.</summary>
+    [Range(16, 256, 64, true)]
     public int EmbeddingSize { get; set; } = 100;
 
     /// <summary>

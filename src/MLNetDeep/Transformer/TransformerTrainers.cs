@@ -3,6 +3,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
+using Microsoft.ML.SearchSpace;
 
 namespace MLNetDeep;
 
@@ -26,9 +27,11 @@ public abstract class TransformerOptions : SequenceOptions
     }
 
     /// <summary>Encoder layers. Default 2.</summary>
+    [Range(1, 4, 2)]
     public int NumberOfLayers { get; set; } = 2;
 
     /// <summary>Model width (embedding and every layer's output). Must be a multiple of <see cref="NumberOfHeads"/>. Default 128.</summary>
+    [Choice(new object[] { 32, 64, 128 }, 64)]
     public int ModelWidth { get; set; } = 128;
 
     /// <summary>Attention heads per layer. Default 4.</summary>
@@ -41,6 +44,7 @@ public abstract class TransformerOptions : SequenceOptions
     public TransformerActivation Activation { get; set; } = TransformerActivation.Gelu;
 
     /// <summary>Dropout on the embeddings, after attention and feed-forward blocks and before the head. Default 0.1.</summary>
+    [Range(0f, 0.3f, 0.1f)]
     public float Dropout { get; set; } = 0.1f;
 
     /// <summary>

@@ -1,0 +1,387 @@
+// An AutoML-style experiment: candidates (MLNetDeep and ML.NET trainers) after one shared featurizer, one train /
+// validation split for all, a search per candidate, budgets that stop the running trial through cancellation, pruning
+// of deep trials by successive halving, and a leaderboard.
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+
+namespace MLNetDeep;
+
+/// <summary>One trial of an experiment: what was trained, how it did and what it cost.</summary>
+public sealed class TrialResult
+{
+    /// <summary>1-based trial number.</summary>
+    public required int Number { get; init; }
+
+    /// <summary>The candidate's name (the trainer).</summary>
+    public required string Trainer { get; init; }
+
+    /// <summary>The searched option values of this trial.</summary>
+    public required IReadOnlyDictionary<string, object> Parameters { get; init; }
+
+    /// <summary>Finished, pruned, stopped or failed.</summary>
+    public required TrialStatus Status { get; init; }
+
+    /// <summary>The optimised metric on the validation split (NaN unless finished).</summary>
+    public double Metric { get; init; } = double.NaN;
+
+    /// <summary>Every metric of the task on the validation split, by ML.NET's names (empty unless finished).</summary>
+    public IReadOnlyDictionary<string, double> Metrics { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>Seconds of training (Fit).</summary>
+    public double TrainingSeconds { get; init; }
+
+    /// <summary>Milliseconds per row of batch scoring on the validation split.</summary>
+    public double PredictionMillisecondsPerRow { get; init; } = double.NaN;
+
+    /// <summary>Peak resident memory of the process during the trial, MiB (Linux; elsewhere the process peak so far).</summary>
+    public double PeakMemoryMegabytes { get; init; } = double.NaN;
+
+    /// <summary>Trainable parameters of a deep model; null for other trainers.</summary>
+    public long? ParameterCount { get; init; }
+
+    /// <summary>Epochs run by a deep trainer (fewer than asked when pruned or stopped early); null for other trainers.</summary>
+    public int? Epochs { get; init; }
+
+    /// <summary>The exception message of a failed trial, or why it stopped.</summary>
+    public string? Message { get; init; }
+
+    /// <summary>The option values as <c>name=value</c> pairs.</summary>
+    public string ParametersText => string.Join(", ", Parameters.Select(p => $"{p.Key}={Format(p.Value)}"));
+
+    internal static string Format(object v) => v switch
+    {
+        double d => d.ToString("G4", CultureInfo.InvariantCulture),
+        float f => f.ToString("G4", CultureInfo.InvariantCulture),
+        IFormattable x => x.ToString(null, CultureInfo.InvariantCulture),
+        _ => v.ToString() ?? "",
+    };
+}
+
+/// <summary>What an experiment returns: the leaderboard (best first) and the best model.</summary>
+public sealed class ExperimentResult
+{
+    internal ExperimentResult(ExperimentMetric metric, IReadOnlyList<TrialResult> trials, ITransformer? bestModel, double seconds)
+    {
+        Metric = metric;
+        Trials = trials;
+        BestModel = bestModel;
+        Seconds = seconds;
+        bool higher = ExperimentOptions.HigherIsBetter(metric);
+        Leaderboard = trials.OrderBy(t => t.Status == TrialStatus.Finished ? 0 : 1)
+            .ThenBy(t => t.Status == TrialStatus.Finished ? (higher ? -t.Metric : t.Metric) : 0)
+            .ThenBy(t => t.Number).ToArray();
+        BestTrial = Leaderboard.FirstOrDefault(t => t.Status == TrialStatus.Finished);
+    }
+
+    /// <summary>The optimised metric.</summary>
+    public ExperimentMetric Metric { get; }
+
+    /// <summary>Every trial in the order run.</summary>
+    public IReadOnlyList<TrialResult> Trials { get; }
+
+    /// <summary>The trials ranked: finished ones best first, then the others in the order run.</summary>
+    public IReadOnlyList<TrialResult> Leaderboard { get; }
+
+    /// <summary>The best finished trial, or null if none finished.</summary>
+    public TrialResult? BestTrial { get; }
+
+    /// <summary>The best trial's model: the featurizer followed by its trained trainer; null if no trial finished.</summary>
+    public ITransformer? BestModel { get; }
+
+    /// <summary>Seconds the experiment ran.</summary>
+    public double Seconds { get; }
+
+    /// <summary>The leaderboard as a text table.</summary>
+    public string ToTable(int? top = null)
+    {
+        var rows = Leaderboard.Take(top ?? Leaderboard.Count).ToList();
+        var sb = new StringBuilder();
+        sb.AppendLine(FormattableString.Invariant($"{"#",3}  {"trainer",-28} {"status",-8} {Metric,12} {"train s",8} {"ms/row",8} {"peak MiB",8} {"params",9} {"epochs",6}  parameters"));
+        foreach (var t in rows)
+            sb.AppendLine(FormattableString.Invariant($"{t.Number,3}  {Cut(t.Trainer, 28),-28} {t.Status,-8} {t.Metric,12:F4} {t.TrainingSeconds,8:F1} {t.PredictionMillisecondsPerRow,8:F3} {t.PeakMemoryMegabytes,8:F0} {t.ParameterCount?.ToString(CultureInfo.InvariantCulture) ?? "",9} {t.Epochs?.ToString(CultureInfo.InvariantCulture) ?? "",6}  {t.ParametersText}{(t.Message is null ? "" : "  [" + t.Message + "]")}"));
+        return sb.ToString();
+    }
+
+    /// <summary>Writes the leaderboard as CSV (one row per trial, every metric a column).</summary>
+    public void SaveCsv(string path)
+    {
+        var metricNames = Trials.SelectMany(t => t.Metrics.Keys).Distinct().ToList();
+        var sb = new StringBuilder();
+        sb.AppendLine(string.Join(",", new[] { "rank", "trial", "trainer", "status", Metric.ToString() }.Concat(metricNames)
+            .Concat(new[] { "training_seconds", "prediction_ms_per_row", "peak_memory_mib", "parameters", "epochs", "hyperparameters", "message" })));
+        int rank = 1;
+        foreach (var t in Leaderboard)
+        {
+            var cells = new List<string> { (rank++).ToString(CultureInfo.InvariantCulture), t.Number.ToString(CultureInfo.InvariantCulture), Csv(t.Trainer), t.Status.ToString(), Num(t.Metric) };
+            cells.AddRange(metricNames.Select(m => t.Metrics.TryGetValue(m, out var v) ? Num(v) : ""));
+            cells.AddRange(new[] { Num(t.TrainingSeconds), Num(t.PredictionMillisecondsPerRow), Num(t.PeakMemoryMegabytes),
+                t.ParameterCount?.ToString(CultureInfo.InvariantCulture) ?? "", t.Epochs?.ToString(CultureInfo.InvariantCulture) ?? "", Csv(t.ParametersText), Csv(t.Message ?? "") });
+            sb.AppendLine(string.Join(",", cells));
+        }
+        File.WriteAllText(path, sb.ToString());
+    }
+
+    /// <summary>Writes the leaderboard as a Markdown table.</summary>
+    public void SaveMarkdown(string path)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine(FormattableString.Invariant($"| rank | trial | trainer | status | {Metric} | train s | ms/row | peak MiB | params | epochs | hyperparameters |"));
+        sb.AppendLine("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|");
+        int rank = 1;
+        foreach (var t in Leaderboard)
+            sb.AppendLine(FormattableString.Invariant($"| {rank++} | {t.Number} | {t.Trainer} | {t.Status} | {t.Metric:F4} | {t.TrainingSeconds:F1} | {t.PredictionMillisecondsPerRow:F3} | {t.PeakMemoryMegabytes:F0} | {t.ParameterCount} | {t.Epochs} | {t.ParametersText.Replace("|", "\\|")}{(t.Message is null ? "" : " — " + t.Message.Replace("|", "\\|"))} |"));
+        File.WriteAllText(path, sb.ToString());
+    }
+
+    private static string Cut(string s, int n) => s.Length <= n ? s : s[..(n - 1)] + "…";
+    private static string Num(double v) => double.IsNaN(v) ? "" : v.ToString("R", CultureInfo.InvariantCulture);
+    private static string Csv(string s) => s.IndexOfAny(new[] { ',', '"', '\n' }) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
+}
+
+/// <summary>
+/// An AutoML-style experiment: candidates after one shared featurizer, trained on one split and ranked on its
+/// validation part under a trial count and time budgets. Trials run one after another (each trainer uses the cores).
+/// </summary>
+public sealed class Experiment
+{
+    private readonly MLContext _ml;
+    private readonly ExperimentOptions _o;
+    private readonly List<ExperimentCandidate> _candidates = new();
+    private IEstimator<ITransformer>? _featurizer;
+
+    /// <summary>Create an experiment; the options are validated here.</summary>
+    public Experiment(MLContext mlContext, ExperimentOptions options)
+    {
+        _ml = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
+        _o = options ?? throw new ArgumentNullException(nameof(options));
+        _o.Validate();
+    }
+
+    /// <summary>The featurization every candidate trains after (fitted once, on the training part of the split).</summary>
+    public Experiment SetFeaturizer(IEstimator<ITransformer> featurizer)
+    {
+        _featurizer = featurizer ?? throw new ArgumentNullException(nameof(featurizer));
+        return this;
+    }
+
+    /// <summary>Adds a candidate; names must be unique.</summary>
+    public Experiment AddCandidate(ExperimentCandidate candidate)
+    {
+        if (candidate is null) throw new ArgumentNullException(nameof(candidate));
+        if (_candidates.Any(c => c.Name == candidate.Name)) throw new ArgumentException($"There is already a candidate named '{candidate.Name}'.", nameof(candidate));
+        _candidates.Add(candidate);
+        return this;
+    }
+
+    /// <summary>
+    /// Runs the experiment on <paramref name="data"/> (split by <see cref="ExperimentOptions.ValidationFraction"/> with the
+    /// seed) until the trial count, the total time or <paramref name="cancellationToken"/> ends it; the running trial is
+    /// cancelled, not abandoned. Returns the leaderboard and the best model.
+    /// </summary>
+    public ExperimentResult Run(IDataView data, CancellationToken cancellationToken = default)
+    {
+        if (data is null) throw new ArgumentNullException(nameof(data));
+        if (_candidates.Count == 0) throw new InvalidOperationException("Add at least one candidate (AddCandidate) before Run.");
+        var watch = Stopwatch.StartNew();
+        using var total = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (_o.TotalTime is { } budget) total.CancelAfter(budget);
+
+        var split = _ml.Data.TrainTestSplit(data, _o.ValidationFraction, seed: _o.Seed);
+        var featurizer = (_featurizer ?? new EmptyEstimator()).Fit(split.TrainSet);
+        var train = _ml.Data.Cache(featurizer.Transform(split.TrainSet));
+        var validation = _ml.Data.Cache(featurizer.Transform(split.TestSet));
+        if (train.Schema.GetColumnOrNull(_o.LabelColumnName) is null)
+            throw new ArgumentOutOfRangeException(nameof(ExperimentOptions.LabelColumnName), $"The featurized data has no label column '{_o.LabelColumnName}'.");
+
+        var metric = _o.ResolvedMetric;
+        bool higher = ExperimentOptions.HigherIsBetter(metric);
+        var searchers = _candidates.Select((c, i) => Searcher.Create(_o.Search, c.SearchSpace, _o.Seed * 7919 + i)).ToArray();
+        var tried = new int[_candidates.Count];
+        var best = new double?[_candidates.Count];
+        var pick = new Random(_o.Seed);
+        var halving = new SuccessiveHalving(_o.PruningMinimumEpochs, _o.PruningFactor);
+        var results = new List<TrialResult>();
+        ITransformer? bestModel = null;
+        double? bestScore = null;
+
+        using var ch = ((IHostEnvironment)_ml).Register(nameof(Experiment)).Start("Experiment");
+        for (int n = 1; n <= _o.MaximumTrials && !total.IsCancellationRequested; n++)
+        {
+            int c = ChooseCandidate(tried, best, pick);
+            if (c < 0) break; // every candidate is a fixed one that has run
+            var point = searchers[c].Propose();
+            var values = _candidates[c].SearchSpace.Decode(point);
+            var (result, model) = RunTrial(n, _candidates[c], values, train, validation, metric, halving, total.Token);
+            tried[c]++;
+            double? score = result.Status == TrialStatus.Finished ? (higher ? result.Metric : -result.Metric) : null;
+            searchers[c].Report(point, score);
+            if (score is double s && (best[c] is null || s > best[c])) best[c] = s;
+            if (score is double s2 && (bestScore is null || s2 > bestScore))
+            {
+                bestScore = s2;
+                bestModel = featurizer.Append(model!);
+            }
+            results.Add(result);
+            ch.Info(FormattableString.Invariant($"MLNetDeep experiment: trial {n} {result.Trainer} {result.Status} {metric} {result.Metric:F4} ({result.TrainingSeconds:F1} s) {result.ParametersText}{(result.Message is null ? "" : " — " + result.Message)}"));
+            _o.TrialCallback?.Invoke(result);
+        }
+        return new ExperimentResult(metric, results, bestModel, watch.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// Every candidate once, in order; then the best so far half of the time, otherwise one drawn uniformly. A candidate
+    /// with nothing to search runs once. -1 when nothing is left to try.
+    /// </summary>
+    private int ChooseCandidate(int[] tried, double?[] best, Random pick)
+    {
+        int untried = Array.IndexOf(tried, 0);
+        if (untried >= 0) return untried;
+        var open = Enumerable.Range(0, _candidates.Count).Where(i => _candidates[i].SearchSpace.Count > 0).ToList();
+        if (open.Count == 0) return -1;
+        double draw = pick.NextDouble();
+        int uniform = open[pick.Next(open.Count)];
+        var scored = open.Where(i => best[i] is not null).ToList();
+        if (draw < 0.5 && scored.Count > 0) return scored.OrderByDescending(i => best[i]).ThenBy(i => i).First();
+        return uniform;
+    }
+
+    private (TrialResult Result, ITransformer? Model) RunTrial(int number, ExperimentCandidate candidate, IReadOnlyDictionary<string, object> values,
+        IDataView train, IDataView validation, ExperimentMetric metric, SuccessiveHalving halving, CancellationToken total)
+    {
+        using var trial = CancellationTokenSource.CreateLinkedTokenSource(total);
+        if (_o.TrialTime is { } t) trial.CancelAfter(t);
+        var trialMl = new MLContext(seed: _o.Seed + number);
+        using var stopMl = trial.Token.Register(() => trialMl.CancelExecution());
+        int epochs = 0;
+        bool pruned = false;
+        var hooks = new TrialHooks
+        {
+            Validation = validation,
+            Token = trial.Token,
+            OnEpoch = e =>
+            {
+                epochs = e.Epoch;
+                if (_o.Pruning && e.ValidationMetric is double v && halving.ShouldStop(e.Epoch, v))
+                {
+                    pruned = true;
+                    trial.Cancel();
+                }
+            },
+        };
+        PeakMemory.Reset();
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            var model = candidate.Build(trialMl, values, hooks).Fit(train);
+            double trainSeconds = watch.Elapsed.TotalSeconds;
+            var scoreWatch = Stopwatch.StartNew();
+            var scored = _ml.Data.Cache(model.Transform(validation));
+            long rows = 0;
+            using (var cursor = scored.GetRowCursor(scored.Schema)) while (cursor.MoveNext()) rows++;
+            double msPerRow = scoreWatch.Elapsed.TotalMilliseconds / Math.Max(1, rows);
+            var metrics = Evaluate(scored);
+            var deep = DeepModelParameters.Find(model);
+            return (new TrialResult
+            {
+                Number = number, Trainer = candidate.Name, Parameters = values, Status = TrialStatus.Finished,
+                Metric = metrics[metric.ToString()], Metrics = metrics, TrainingSeconds = trainSeconds, PredictionMillisecondsPerRow = msPerRow,
+                PeakMemoryMegabytes = PeakMemory.Megabytes(), ParameterCount = deep?.ParameterCount, Epochs = deep?.History.Count,
+            }, model);
+        }
+        catch (OperationCanceledException) when (trial.IsCancellationRequested)
+        {
+            string why = pruned ? $"pruned after epoch {epochs} (successive halving)"
+                : total.IsCancellationRequested ? "the experiment's time budget or cancellation stopped it"
+                : "its time budget (TrialTime) stopped it";
+            return (Unfinished(number, candidate, values, pruned ? TrialStatus.Pruned : TrialStatus.Stopped, watch, epochs, why), null);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            var inner = e is System.Reflection.TargetInvocationException { InnerException: { } ie } ? ie : e;
+            return (Unfinished(number, candidate, values, TrialStatus.Failed, watch, candidate.IsDeep ? epochs : null, $"{inner.GetType().Name}: {inner.Message}"), null);
+        }
+    }
+
+    private static TrialResult Unfinished(int number, ExperimentCandidate candidate, IReadOnlyDictionary<string, object> values, TrialStatus status, Stopwatch watch, int? epochs, string message) => new()
+    {
+        Number = number, Trainer = candidate.Name, Parameters = values, Status = status, TrainingSeconds = watch.Elapsed.TotalSeconds,
+        PeakMemoryMegabytes = PeakMemory.Megabytes(), Epochs = candidate.IsDeep ? epochs : null, Message = message,
+    };
+
+    private Dictionary<string, double> Evaluate(IDataView scored)
+    {
+        string label = _o.LabelColumnName;
+        switch (_o.Task)
+        {
+            case ExperimentTask.BinaryClassification:
+            {
+                var hasProbability = scored.Schema.GetColumnOrNull("Probability") is not null;
+                var m = hasProbability ? _ml.BinaryClassification.Evaluate(scored, label) : _ml.BinaryClassification.EvaluateNonCalibrated(scored, label);
+                var d = new Dictionary<string, double>
+                {
+                    [nameof(ExperimentMetric.Accuracy)] = m.Accuracy, [nameof(ExperimentMetric.AreaUnderRocCurve)] = m.AreaUnderRocCurve,
+                    [nameof(ExperimentMetric.F1Score)] = m.F1Score,
+                };
+                d[nameof(ExperimentMetric.LogLoss)] = m is CalibratedBinaryClassificationMetrics c ? c.LogLoss : double.NaN;
+                return d;
+            }
+            case ExperimentTask.MulticlassClassification:
+            {
+                var m = _ml.MulticlassClassification.Evaluate(scored, label);
+                return new Dictionary<string, double>
+                {
+                    [nameof(ExperimentMetric.MicroAccuracy)] = m.MicroAccuracy, [nameof(ExperimentMetric.MacroAccuracy)] = m.MacroAccuracy,
+                    [nameof(ExperimentMetric.LogLoss)] = m.LogLoss,
+                };
+            }
+            default:
+            {
+                var m = _ml.Regression.Evaluate(scored, label);
+                return new Dictionary<string, double>
+                {
+                    [nameof(ExperimentMetric.RSquared)] = m.RSquared, [nameof(ExperimentMetric.MeanAbsoluteError)] = m.MeanAbsoluteError,
+                    [nameof(ExperimentMetric.RootMeanSquaredError)] = m.RootMeanSquaredError,
+                };
+            }
+        }
+    }
+
+    /// <summary>An estimator that changes nothing (no featurizer given).</summary>
+    private sealed class EmptyEstimator : IEstimator<ITransformer>
+    {
+        public ITransformer Fit(IDataView input) => new TransformerChain<ITransformer>();
+        public SchemaShape GetOutputSchema(SchemaShape inputSchema) => inputSchema;
+    }
+}
+
+/// <summary>The process's peak resident memory since the last reset (Linux: VmHWM after writing 5 to clear_refs).</summary>
+internal static class PeakMemory
+{
+    private static bool _canReset = OperatingSystem.IsLinux();
+
+    public static void Reset()
+    {
+        if (!_canReset) return;
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); }
+        catch (Exception) { _canReset = false; }
+    }
+
+    public static double Megabytes()
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            try
+            {
+                foreach (var line in File.ReadLines("/proc/self/status"))
+                    if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                        return long.Parse(line.AsSpan(6).Trim().ToString().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
+            }
+            catch (IOException) { }
+        }
+        return Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0;
+    }
+}

@@ -1,0 +1,128 @@
+namespace MLNetDeep;
+
+/// <summary>The task an experiment trains for.</summary>
+public enum ExperimentTask
+{
+    /// <summary>Boolean label; binary metrics.</summary>
+    BinaryClassification,
+    /// <summary>Key label; multiclass metrics.</summary>
+    MulticlassClassification,
+    /// <summary>Float label; regression metrics.</summary>
+    Regression,
+}
+
+/// <summary>The metric an experiment optimises (every metric of the task is reported).</summary>
+public enum ExperimentMetric
+{
+    /// <summary>The task's usual metric: accuracy (binary), micro-accuracy (multiclass), R² (regression).</summary>
+    Default,
+    /// <summary>Binary accuracy.</summary>
+    Accuracy,
+    /// <summary>Binary area under the ROC curve.</summary>
+    AreaUnderRocCurve,
+    /// <summary>Binary F1 score of the positive class.</summary>
+    F1Score,
+    /// <summary>Multiclass micro-accuracy.</summary>
+    MicroAccuracy,
+    /// <summary>Multiclass macro-accuracy.</summary>
+    MacroAccuracy,
+    /// <summary>Log-loss (binary or multiclass; lower is better).</summary>
+    LogLoss,
+    /// <summary>Regression R².</summary>
+    RSquared,
+    /// <summary>Regression mean absolute error (lower is better).</summary>
+    MeanAbsoluteError,
+    /// <summary>Regression root mean squared error (lower is better).</summary>
+    RootMeanSquaredError,
+}
+
+/// <summary>What became of a trial.</summary>
+public enum TrialStatus
+{
+    /// <summary>Trained and evaluated.</summary>
+    Finished,
+    /// <summary>A deep trial stopped early by successive halving (its validation metric trailed at a rung).</summary>
+    Pruned,
+    /// <summary>Stopped by the per-trial or the total time budget, or by cancellation.</summary>
+    Stopped,
+    /// <summary>Threw; the message is kept and the experiment goes on.</summary>
+    Failed,
+}
+
+/// <summary>Options of an <see cref="Experiment"/>.</summary>
+public sealed class ExperimentOptions
+{
+    /// <summary>The task. Default binary classification.</summary>
+    public ExperimentTask Task { get; set; } = ExperimentTask.BinaryClassification;
+
+    /// <summary>The label column (after the featurizer). Default <c>Label</c>.</summary>
+    public string LabelColumnName { get; set; } = "Label";
+
+    /// <summary>The metric to optimise. Default: the task's usual metric.</summary>
+    public ExperimentMetric Metric { get; set; } = ExperimentMetric.Default;
+
+    /// <summary>Most trials to run. Default 20.</summary>
+    public int MaximumTrials { get; set; } = 20;
+
+    /// <summary>Total time budget; the running trial is stopped when it is spent. Default none.</summary>
+    public TimeSpan? TotalTime { get; set; }
+
+    /// <summary>Time budget of one trial. Default none.</summary>
+    public TimeSpan? TrialTime { get; set; }
+
+    /// <summary>Share of the data held out for validation (and for ranking). Default 0.2.</summary>
+    public double ValidationFraction { get; set; } = 0.2;
+
+    /// <summary>Seed of the split, the searchers and every trial's MLContext. Default 1.</summary>
+    public int Seed { get; set; } = 1;
+
+    /// <summary>How each candidate's next configuration is chosen. Default <see cref="SearchStrategy.CostFrugal"/>.</summary>
+    public SearchStrategy Search { get; set; } = SearchStrategy.CostFrugal;
+
+    /// <summary>
+    /// Successive halving for deep trials: at epochs <see cref="PruningMinimumEpochs"/> × <see cref="PruningFactor"/>^k
+    /// a trial whose validation metric is not in the best 1 / factor of the trials that reached that epoch is stopped.
+    /// Default true.
+    /// </summary>
+    public bool Pruning { get; set; } = true;
+
+    /// <summary>First rung of successive halving, in epochs. Default 1.</summary>
+    public int PruningMinimumEpochs { get; set; } = 1;
+
+    /// <summary>Reduction factor η of successive halving. Default 3.</summary>
+    public int PruningFactor { get; set; } = 3;
+
+    /// <summary>Called after every trial with its result (a monitor). Default none.</summary>
+    public Action<TrialResult>? TrialCallback { get; set; }
+
+    /// <summary>Throws naming the first invalid option.</summary>
+    public void Validate()
+    {
+        if (!Enum.IsDefined(Task)) throw new ArgumentOutOfRangeException(nameof(Task), Task, "Task must be BinaryClassification, MulticlassClassification or Regression.");
+        if (string.IsNullOrWhiteSpace(LabelColumnName)) throw new ArgumentOutOfRangeException(nameof(LabelColumnName), "LabelColumnName must name a column.");
+        if (MaximumTrials < 1) throw new ArgumentOutOfRangeException(nameof(MaximumTrials), MaximumTrials, "MaximumTrials must be at least 1.");
+        if (TotalTime is { } t && t <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(TotalTime), t, "TotalTime must be positive.");
+        if (TrialTime is { } tt && tt <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(TrialTime), tt, "TrialTime must be positive.");
+        if (!(ValidationFraction > 0 && ValidationFraction < 1)) throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "ValidationFraction must be in (0, 1).");
+        if (PruningMinimumEpochs < 1) throw new ArgumentOutOfRangeException(nameof(PruningMinimumEpochs), PruningMinimumEpochs, "PruningMinimumEpochs must be at least 1.");
+        if (PruningFactor < 2) throw new ArgumentOutOfRangeException(nameof(PruningFactor), PruningFactor, "PruningFactor must be at least 2.");
+        var valid = Task switch
+        {
+            ExperimentTask.BinaryClassification => new[] { ExperimentMetric.Accuracy, ExperimentMetric.AreaUnderRocCurve, ExperimentMetric.F1Score, ExperimentMetric.LogLoss },
+            ExperimentTask.MulticlassClassification => new[] { ExperimentMetric.MicroAccuracy, ExperimentMetric.MacroAccuracy, ExperimentMetric.LogLoss },
+            _ => new[] { ExperimentMetric.RSquared, ExperimentMetric.MeanAbsoluteError, ExperimentMetric.RootMeanSquaredError },
+        };
+        if (Metric != ExperimentMetric.Default && !valid.Contains(Metric))
+            throw new ArgumentOutOfRangeException(nameof(Metric), Metric, $"Metric {Metric} does not apply to {Task}; use one of {string.Join(", ", valid)}.");
+    }
+
+    /// <summary>The metric optimised (the default resolved).</summary>
+    internal ExperimentMetric ResolvedMetric => Metric != ExperimentMetric.Default ? Metric : Task switch
+    {
+        ExperimentTask.BinaryClassification => ExperimentMetric.Accuracy,
+        ExperimentTask.MulticlassClassification => ExperimentMetric.MicroAccuracy,
+        _ => ExperimentMetric.RSquared,
+    };
+
+    internal static bool HigherIsBetter(ExperimentMetric m) => m is not (ExperimentMetric.LogLoss or ExperimentMetric.MeanAbsoluteError or ExperimentMetric.RootMeanSquaredError);
+}

@@ -1,0 +1,123 @@
+using Microsoft.ML;
+using Microsoft.ML.SearchSpace;
+using Microsoft.ML.Trainers;
+using MLNetDeep.TestData;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace MLNetDeep.Tests;
+
+/// <summary>Experiments on real data (bike-hour): determinism, failures, cancellation, pruning, leaderboard files.</summary>
+public sealed class ExperimentTests
+{
+    private readonly ITestOutputHelper _out;
+
+    public ExperimentTests(ITestOutputHelper output) => _out = output;
+
+    private static ExperimentCandidate Mlp(int epochs, Action<EpochMetrics>? callback = null) => ExperimentCandidate.Create("MLNetDeep MLP",
+        () => new MlpRegressionTrainer.Options { HiddenLayers = new[] { 32 }, NumberOfEpochs = epochs, EpochCallback = callback },
+        (ml, o) => ml.Regression.Trainers.Mlp(o));
+
+    private static ExperimentCandidate Sdca() => ExperimentCandidate.Create("SdcaRegression",
+        () => new SdcaRegressionTrainer.Options { MaximumNumberOfIterations = 20 },
+        (ml, o) => ml.Regression.Trainers.Sdca(o),
+        new SearchSpace().Add(SearchParameter.Range(nameof(SdcaRegressionTrainer.Options.L2Regularization), 1e-6, 1, 1e-3, logScale: true)));
+
+    private static Experiment Bike(MLContext ml, ExperimentOptions o, params ExperimentCandidate[] candidates)
+    {
+        var e = new Experiment(ml, o).SetFeaturizer(Pipelines.BikeFeatures(ml));
+        foreach (var c in candidates) e.AddCandidate(c);
+        return e;
+    }
+
+    [Fact]
+    public void FixedTrialCountAndSeed_GiveTheSameTrialsAndRanking_Twice_AndTheLeaderboardIsSaved()
+    {
+        ExperimentResult Run() => Bike(new MLContext(seed: 1), new ExperimentOptions { Task = ExperimentTask.Regression, MaximumTrials = 6, Seed = 3 }, Mlp(10), Sdca())
+            .Run(TestUtil.BikeTrainSubset(new MLContext(seed: 1), 3000));
+        var a = Run();
+        _out.WriteLine(a.ToTable());
+        var b = Run();
+        string Key(TrialResult t) => $"{t.Number} {t.Trainer} {t.Status} {t.ParametersText} {t.Metric:R}";
+        Assert.Equal(a.Leaderboard.Select(Key), b.Leaderboard.Select(Key));
+        Assert.Equal(6, a.Trials.Count);
+        Assert.Contains(a.Trials, t => t.Trainer == "MLNetDeep MLP" && t.ParameterCount > 0);
+        Assert.Contains(a.Trials, t => t.Trainer == "SdcaRegression" && t.ParameterCount is null);
+        Assert.NotNull(a.BestModel);
+        Assert.True(a.BestTrial!.Metric > 0.3, $"best R² {a.BestTrial.Metric:F3}");
+        // The best model is the featurizer + the best trial's trained trainer: on the raw rows of the same validation
+        // split (the split is seeded) it gives the leaderboard's figure.
+        var ml = new MLContext(seed: 1);
+        var split = ml.Data.TrainTestSplit(TestUtil.BikeTrainSubset(ml, 3000), 0.2, seed: 3);
+        var r2 = ml.Regression.Evaluate(a.BestModel!.Transform(split.TestSet)).RSquared;
+        Assert.Equal(a.BestTrial.Metric, r2, 12);
+
+        string dir = TestUtil.TempDir();
+        a.SaveCsv(Path.Combine(dir, "leaderboard.csv"));
+        a.SaveMarkdown(Path.Combine(dir, "leaderboard.md"));
+        var csv = File.ReadAllLines(Path.Combine(dir, "leaderboard.csv"));
+        Assert.Equal(7, csv.Length);
+        Assert.StartsWith("rank,trial,trainer,status,RSquared", csv[0]);
+        Assert.Contains("| 1 |", File.ReadAllText(Path.Combine(dir, "leaderboard.md")));
+    }
+
+    [Fact]
+    public void AFailingCandidate_IsListedAsFailed_AndTheExperimentGoesOn()
+    {
+        var ml = new MLContext(seed: 1);
+        var broken = ExperimentCandidate.Fixed("broken MLP", m => m.Regression.Trainers.Mlp(new MlpRegressionTrainer.Options { LabelColumnName = "NoSuchColumn", NumberOfEpochs = 1 }));
+        var result = Bike(ml, new ExperimentOptions { Task = ExperimentTask.Regression, MaximumTrials = 3 }, broken, Sdca()).Run(TestUtil.BikeTrainSubset(ml, 1000));
+        var failed = Assert.Single(result.Trials, t => t.Status == TrialStatus.Failed);
+        Assert.Equal("broken MLP", failed.Trainer);
+        Assert.Contains("NoSuchColumn", failed.Message);
+        Assert.Equal(2, result.Trials.Count(t => t.Status == TrialStatus.Finished));
+        Assert.Equal("SdcaRegression", result.BestTrial!.Trainer);
+    }
+
+    [Fact]
+    public void Cancellation_StopsTheRunningTrialPromptly_AndEndsTheExperiment()
+    {
+        // Cancelled from inside the second trial's third epoch (a hook, not a clock): that trial stops there, no other starts.
+        var ml = new MLContext(seed: 1);
+        using var cts = new CancellationTokenSource();
+        int trials = 0;
+        var o = new ExperimentOptions { Task = ExperimentTask.Regression, MaximumTrials = 5, Pruning = false, TrialCallback = _ => trials++ };
+        var result = Bike(ml, o, Mlp(50, e => { if (trials == 1 && e.Epoch == 3) cts.Cancel(); })).Run(TestUtil.BikeTrainSubset(ml, 1000), cts.Token);
+        Assert.Equal(2, result.Trials.Count);
+        Assert.Equal(TrialStatus.Finished, result.Trials[0].Status);
+        var stopped = result.Trials[1];
+        Assert.Equal(TrialStatus.Stopped, stopped.Status);
+        Assert.Equal(3, stopped.Epochs);
+        Assert.Contains("cancellation", stopped.Message);
+    }
+
+    [Fact]
+    public void SuccessiveHalving_StopsPoorDeepTrialsEarly()
+    {
+        var ml = new MLContext(seed: 1);
+        var o = new ExperimentOptions { Task = ExperimentTask.Regression, MaximumTrials = 8, Search = SearchStrategy.Random, PruningMinimumEpochs = 1, PruningFactor = 3 };
+        var result = Bike(ml, o, Mlp(9)).Run(TestUtil.BikeTrainSubset(ml, 1500));
+        _out.WriteLine(result.ToTable());
+        var pruned = result.Trials.Where(t => t.Status == TrialStatus.Pruned).ToList();
+        Assert.NotEmpty(pruned);
+        Assert.All(pruned, t => Assert.True(t.Epochs is 1 or 3, $"pruned at epoch {t.Epochs}, not at a rung"));
+        int saved = pruned.Sum(t => 9 - t.Epochs!.Value);
+        _out.WriteLine($"{pruned.Count} of {result.Trials.Count} trials pruned; {saved} of {9 * result.Trials.Count} epochs saved");
+        Assert.Contains(result.Trials, t => t.Status == TrialStatus.Finished && t.Epochs == 9);
+
+        var bad = Assert.Throws<ArgumentOutOfRangeException>(() => new Experiment(ml, new ExperimentOptions { Task = ExperimentTask.Regression, Metric = ExperimentMetric.F1Score }));
+        Assert.Equal(nameof(ExperimentOptions.Metric), bad.ParamName);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Experiment(ml, new ExperimentOptions { PruningFactor = 1 }));
+    }
+
+    [Fact]
+    public void MLNetDeepOptions_CarrySearchRanges()
+    {
+        var mlp = SearchSpace.FromOptions<MlpRegressionTrainer.Options>();
+        Assert.Contains(mlp.Parameters, p => p.Name == nameof(DeepTrainerOptions.LearningRate) && p.LogScale);
+        Assert.Contains(mlp.Parameters, p => p.Name == nameof(MlpRegressionTrainer.Options.Dropout));
+        var transformer = SearchSpace.FromOptions<TransformerBinaryTrainer.Options>();
+        Assert.Contains(transformer.Parameters, p => p.Name == nameof(TransformerOptions.ModelWidth) && p.Choices!.Count == 3);
+        Assert.Contains(SearchSpace.FromOptions<RnnBinaryTrainer.Options>().Parameters, p => p.Name == nameof(RnnOptions.HiddenSize) && p.IsInteger);
+    }
+}
