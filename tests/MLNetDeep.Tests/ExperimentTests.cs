@@ -111,6 +111,36 @@ public sealed class ExperimentTests
     }
 
     [Fact]
+    public void AnExperimentStoppedByACrash_ResumesFromItsDirectory_ToTheLeaderboardOfAnUninterruptedRun()
+    {
+        ExperimentOptions Options(string dir, Action<TrialResult>? callback = null) => new()
+        {
+            Task = ExperimentTask.Regression, MaximumTrials = 7, Seed = 5, Directory = dir, TrialCallback = callback,
+        };
+        ExperimentResult Run(string dir, Action<TrialResult>? callback = null) =>
+            Bike(new MLContext(seed: 1), Options(dir, callback), Mlp(5), Sdca()).Run(TestUtil.BikeTrainSubset(new MLContext(seed: 1), 1500));
+
+        var uninterrupted = Run(TestUtil.TempDir());
+        string dir = TestUtil.TempDir();
+        // A crash after the third trial was recorded (an exception out of the monitor, deterministic: no clock, no kill).
+        Assert.Throws<InvalidOperationException>(() => Run(dir, t => { if (t.Number == 3) throw new InvalidOperationException("simulated crash"); }));
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(dir, "trials.jsonl")).Length);
+        var resumed = Run(dir);
+        string Key(TrialResult t) => $"{t.Number} {t.Trainer} {t.Status} {t.ParametersText} {t.Metric:R} {t.Epochs}";
+        Assert.Equal(uninterrupted.Leaderboard.Select(Key), resumed.Leaderboard.Select(Key));
+        Assert.Equal(7, File.ReadAllLines(Path.Combine(dir, "trials.jsonl")).Length);
+        Assert.NotNull(resumed.BestModel);
+        Assert.True(File.Exists(Path.Combine(dir, "best-model.zip")));
+
+        // The same directory with other options is refused, naming what differs.
+        var other = Assert.Throws<ArgumentException>(() => Bike(new MLContext(seed: 1), new ExperimentOptions
+        {
+            Task = ExperimentTask.Regression, MaximumTrials = 7, Seed = 6, Directory = dir,
+        }, Mlp(5), Sdca()).Run(TestUtil.BikeTrainSubset(new MLContext(seed: 1), 1500)));
+        Assert.Contains("seed=6", other.Message);
+    }
+
+    [Fact]
     public void MLNetDeepOptions_CarrySearchRanges()
     {
         var mlp = SearchSpace.FromOptions<MlpRegressionTrainer.Options>();

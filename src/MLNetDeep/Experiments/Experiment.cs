@@ -4,6 +4,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -207,6 +208,9 @@ public sealed class Experiment
         var results = new List<TrialResult>();
         ITransformer? bestModel = null;
         double? bestScore = null;
+        var store = _o.Directory is null ? null : new ExperimentStore(_o.Directory, Describe());
+        var history = store?.Trials ?? new List<TrialRecord>();
+        bool bestFromHistory = false;
 
         using var ch = ((IHostEnvironment)_ml).Register(nameof(Experiment)).Start("Experiment");
         for (int n = 1; n <= _o.MaximumTrials && !total.IsCancellationRequested; n++)
@@ -215,7 +219,23 @@ public sealed class Experiment
             if (c < 0) break; // every candidate is a fixed one that has run
             var point = searchers[c].Propose();
             var values = _candidates[c].SearchSpace.Decode(point);
-            var (result, model) = RunTrial(n, _candidates[c], values, train, validation, metric, halving, total.Token);
+            TrialResult result;
+            ITransformer? model = null;
+            if (n <= history.Count)
+            {
+                // Resume: the same choice and point as recorded (checked), the recorded outcome instead of training.
+                var record = history[n - 1];
+                if (record.Trainer != _candidates[c].Name || !record.Point.SequenceEqual(point))
+                    throw new InvalidDataException($"Trial {n} in '{store!.TrialsPath}' ({record.Trainer}) is not what this experiment proposes now ({_candidates[c].Name}); use another Directory.");
+                foreach (var (epoch, value) in record.Rungs) halving.ShouldStop(epoch, value);
+                result = record.ToResult(values);
+            }
+            else
+            {
+                var rungs = new List<(int, double)>();
+                (result, model) = RunTrial(n, _candidates[c], values, train, validation, metric, halving, rungs, total.Token);
+                store?.Append(TrialRecord.From(result, point, rungs));
+            }
             tried[c]++;
             double? score = result.Status == TrialStatus.Finished ? (higher ? result.Metric : -result.Metric) : null;
             searchers[c].Report(point, score);
@@ -223,14 +243,25 @@ public sealed class Experiment
             if (score is double s2 && (bestScore is null || s2 > bestScore))
             {
                 bestScore = s2;
-                bestModel = featurizer.Append(model!);
+                bestFromHistory = model is null;
+                bestModel = model is null ? null : featurizer.Append(model);
+                if (bestModel is not null && store is not null) store.SaveBestModel(_ml, bestModel, data.Schema);
             }
             results.Add(result);
             ch.Info(FormattableString.Invariant($"MLNetDeep experiment: trial {n} {result.Trainer} {result.Status} {metric} {result.Metric:F4} ({result.TrainingSeconds:F1} s) {result.ParametersText}{(result.Message is null ? "" : " — " + result.Message)}"));
             _o.TrialCallback?.Invoke(result);
         }
+        if (bestFromHistory && store is not null) bestModel = store.LoadBestModel(_ml);
         return new ExperimentResult(metric, results, bestModel, watch.Elapsed.TotalSeconds);
     }
+
+    /// <summary>What the experiment is, for the directory's check on resume: everything that changes the trials.</summary>
+    private string Describe() => string.Join("\n", new[]
+    {
+        $"task={_o.Task}", $"metric={_o.ResolvedMetric}", $"seed={_o.Seed}", $"search={_o.Search}",
+        FormattableString.Invariant($"validationFraction={_o.ValidationFraction}"), $"pruning={_o.Pruning},{_o.PruningMinimumEpochs},{_o.PruningFactor}",
+        $"label={_o.LabelColumnName}", $"featurizer={_featurizer?.GetType().Name ?? "none"}",
+    }.Concat(_candidates.Select(c => $"candidate={c.Name}: {c.SearchSpace.ToString().Replace(Environment.NewLine, "; ")}")));
 
     /// <summary>
     /// Every candidate once, in order; then the best so far half of the time, otherwise one drawn uniformly. A candidate
@@ -250,7 +281,7 @@ public sealed class Experiment
     }
 
     private (TrialResult Result, ITransformer? Model) RunTrial(int number, ExperimentCandidate candidate, IReadOnlyDictionary<string, object> values,
-        IDataView train, IDataView validation, ExperimentMetric metric, SuccessiveHalving halving, CancellationToken total)
+        IDataView train, IDataView validation, ExperimentMetric metric, SuccessiveHalving halving, List<(int Epoch, double Value)> rungs, CancellationToken total)
     {
         using var trial = CancellationTokenSource.CreateLinkedTokenSource(total);
         if (_o.TrialTime is { } t) trial.CancelAfter(t);
@@ -265,7 +296,8 @@ public sealed class Experiment
             OnEpoch = e =>
             {
                 epochs = e.Epoch;
-                if (_o.Pruning && e.ValidationMetric is double v && halving.ShouldStop(e.Epoch, v))
+                if (_o.Pruning && e.ValidationMetric is double v && halving.IsRung(e.Epoch)) rungs.Add((e.Epoch, v));
+                if (_o.Pruning && e.ValidationMetric is double w && halving.ShouldStop(e.Epoch, w))
                 {
                     pruned = true;
                     trial.Cancel();
@@ -383,5 +415,102 @@ internal static class PeakMemory
             catch (IOException) { }
         }
         return Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0;
+    }
+}
+
+/// <summary>One finished trial as kept in <c>trials.jsonl</c>.</summary>
+internal sealed class TrialRecord
+{
+    public int Number { get; set; }
+    public string Trainer { get; set; } = "";
+    public double[] Point { get; set; } = Array.Empty<double>();
+    public TrialStatus Status { get; set; }
+    public double? Metric { get; set; }
+    public Dictionary<string, double?> Metrics { get; set; } = new();
+    public double TrainingSeconds { get; set; }
+    public double? PredictionMillisecondsPerRow { get; set; }
+    public double? PeakMemoryMegabytes { get; set; }
+    public long? ParameterCount { get; set; }
+    public int? Epochs { get; set; }
+    public string? Message { get; set; }
+    public List<double[]> RungScores { get; set; } = new();
+
+    public IEnumerable<(int Epoch, double Value)> Rungs => RungScores.Select(r => ((int)r[0], r[1]));
+
+    private static double? Finite(double v) => double.IsFinite(v) ? v : null;
+
+    public static TrialRecord From(TrialResult r, double[] point, List<(int Epoch, double Value)> rungs) => new()
+    {
+        Number = r.Number, Trainer = r.Trainer, Point = point, Status = r.Status, Metric = Finite(r.Metric),
+        Metrics = r.Metrics.ToDictionary(m => m.Key, m => Finite(m.Value)), TrainingSeconds = r.TrainingSeconds,
+        PredictionMillisecondsPerRow = Finite(r.PredictionMillisecondsPerRow), PeakMemoryMegabytes = Finite(r.PeakMemoryMegabytes),
+        ParameterCount = r.ParameterCount, Epochs = r.Epochs, Message = r.Message, RungScores = rungs.Select(x => new[] { x.Epoch, x.Value }).ToList(),
+    };
+
+    public TrialResult ToResult(IReadOnlyDictionary<string, object> values) => new()
+    {
+        Number = Number, Trainer = Trainer, Parameters = values, Status = Status, Metric = Metric ?? double.NaN,
+        Metrics = Metrics.ToDictionary(m => m.Key, m => m.Value ?? double.NaN), TrainingSeconds = TrainingSeconds,
+        PredictionMillisecondsPerRow = PredictionMillisecondsPerRow ?? double.NaN, PeakMemoryMegabytes = PeakMemoryMegabytes ?? double.NaN,
+        ParameterCount = ParameterCount, Epochs = Epochs, Message = Message,
+    };
+}
+
+/// <summary>The experiment directory: its description, the trial history (appended and flushed per trial) and the best model.</summary>
+internal sealed class ExperimentStore
+{
+    private const string DescriptionFile = "experiment.json", TrialsFile = "trials.jsonl", BestModelFile = "best-model.zip";
+    private readonly string _directory;
+
+    public ExperimentStore(string directory, string description)
+    {
+        _directory = directory;
+        try { System.IO.Directory.CreateDirectory(directory); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ArgumentException($"Directory '{directory}' cannot be created: {e.Message}", nameof(ExperimentOptions.Directory), e);
+        }
+        string descriptionPath = Path.Combine(directory, DescriptionFile);
+        if (File.Exists(descriptionPath))
+        {
+            var saved = JsonSerializer.Deserialize<string[]>(File.ReadAllText(descriptionPath)) ?? Array.Empty<string>();
+            var now = description.Split('\n');
+            var differences = saved.Except(now).Select(l => "was " + l).Concat(now.Except(saved).Select(l => "now " + l)).ToList();
+            if (differences.Count > 0)
+                throw new ArgumentException($"Directory '{directory}' holds another experiment ({string.Join("; ", differences)}). Use another Directory or delete it.", nameof(ExperimentOptions.Directory));
+        }
+        else File.WriteAllText(descriptionPath, JsonSerializer.Serialize(description.Split('\n'), new JsonSerializerOptions { WriteIndented = true }));
+        if (File.Exists(TrialsPath))
+            foreach (var line in File.ReadAllLines(TrialsPath))
+            {
+                // A crash while writing leaves at most a torn last line: it and anything after it are ignored.
+                try { Trials.Add(JsonSerializer.Deserialize<TrialRecord>(line)!); }
+                catch (JsonException) { break; }
+            }
+    }
+
+    public List<TrialRecord> Trials { get; } = new();
+
+    public string TrialsPath => Path.Combine(_directory, TrialsFile);
+
+    public void Append(TrialRecord record)
+    {
+        using var f = new FileStream(TrialsPath, FileMode.Append, FileAccess.Write, FileShare.Read);
+        var bytes = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(record) + "\n");
+        f.Write(bytes);
+        f.Flush(flushToDisk: true);
+    }
+
+    public void SaveBestModel(MLContext ml, ITransformer model, DataViewSchema schema)
+    {
+        string path = Path.Combine(_directory, BestModelFile), temporary = path + ".tmp";
+        ml.Model.Save(model, schema, temporary);
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    public ITransformer? LoadBestModel(MLContext ml)
+    {
+        string path = Path.Combine(_directory, BestModelFile);
+        return File.Exists(path) ? ml.Model.Load(path, out _) : null;
     }
 }

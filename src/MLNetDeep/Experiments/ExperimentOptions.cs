@@ -92,6 +92,15 @@ public sealed class ExperimentOptions
     /// <summary>Reduction factor η of successive halving. Default 3.</summary>
     public int PruningFactor { get; set; } = 3;
 
+    /// <summary>
+    /// A directory for the experiment's state: <c>experiment.json</c> (what the experiment is), <c>trials.jsonl</c> (one
+    /// line per finished trial, written as it ends) and <c>best-model.zip</c>. An experiment run again with the same
+    /// directory and options replays the recorded trials (no training) and continues with the next one — after a crash
+    /// too — reaching the leaderboard an uninterrupted run would. Different options are refused, naming the difference.
+    /// Default none (nothing kept).
+    /// </summary>
+    public string? Directory { get; set; }
+
     /// <summary>Called after every trial with its result (a monitor). Default none.</summary>
     public Action<TrialResult>? TrialCallback { get; set; }
 
