@@ -59,6 +59,10 @@ public sealed class ExperimentTests
         Assert.Equal(7, csv.Length);
         Assert.StartsWith("rank,trial,trainer,status,RSquared", csv[0]);
         Assert.Contains("| 1 |", File.ReadAllText(Path.Combine(dir, "leaderboard.md")));
+        string png = Path.Combine(dir, "leaderboard.png");
+        DeepPlots.SaveLeaderboard(a, png);
+        using var image = SkiaSharp.SKBitmap.Decode(png);
+        Assert.Equal(1000, image.Width);
     }
 
     [Fact]
