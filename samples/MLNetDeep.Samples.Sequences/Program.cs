@@ -5,7 +5,7 @@
 //   dotnet run -c Release --project samples/MLNetDeep.Samples.Sequences [-- --only sms,github,yelp,sunspots,fashion,vit]
 //       [--r] [--sun-epochs 30] [--sun-ar-epochs 60] [--sun-hidden 32] [--sun-lookback 11]
 //       [--sun-transformer-epochs 60] [--github-pretrain-epochs 100] [--text-pretrain-epochs 100] [--fashion-epochs 12] [--fashion-rows 60000]
-//       [--vit-epochs 24] [--vit-patch 4] [--vit-layers 4] [--vit-width 96] [--vit-lr 1e-3]
+//       [--vit-epochs 40] [--vit-patch 4] [--vit-layers 4] [--vit-width 96] [--vit-lr 1e-3]
 //       [--vit-dropout 0] [--vit-pooling Mean] [--vit-augment none|flip|standard|strong] [--output DIR]
 using System.Diagnostics;
 using Microsoft.ML;
@@ -24,11 +24,11 @@ int sunEpochs = int.Parse(Arg("--sun-epochs", "30")), sunArEpochs = int.Parse(Ar
 int? fashionRows = Arg("--fashion-rows", "") is { Length: > 0 } fr ? int.Parse(fr) : null;
 int githubPretrainEpochs = int.Parse(Arg("--github-pretrain-epochs", "100"));
 int textPretrainEpochs = int.Parse(Arg("--text-pretrain-epochs", "100"));
-int vitEpochs = int.Parse(Arg("--vit-epochs", "24")), vitPatch = int.Parse(Arg("--vit-patch", "4")), vitLayers = int.Parse(Arg("--vit-layers", "4")), vitWidth = int.Parse(Arg("--vit-width", "96"));
+int vitEpochs = int.Parse(Arg("--vit-epochs", "40")), vitPatch = int.Parse(Arg("--vit-patch", "4")), vitLayers = int.Parse(Arg("--vit-layers", "4")), vitWidth = int.Parse(Arg("--vit-width", "96"));
 float vitDropout = float.Parse(Arg("--vit-dropout", "0"), System.Globalization.CultureInfo.InvariantCulture);
 double vitLearningRate = double.Parse(Arg("--vit-lr", "1e-3"), System.Globalization.CultureInfo.InvariantCulture);
 var vitPooling = Enum.Parse<TransformerPooling>(Arg("--vit-pooling", "Mean"), ignoreCase: true);
-var vitAugmentation = Arg("--vit-augment", "flip").ToLowerInvariant() switch
+var vitAugmentation = Arg("--vit-augment", "standard").ToLowerInvariant() switch
 {
     "none" => ImageAugmentation.None,
     "flip" => new ImageAugmentation { HorizontalFlip = true },
