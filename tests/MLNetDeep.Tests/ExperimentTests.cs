@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using Microsoft.ML.SearchSpace;
 using Microsoft.ML.Trainers;
 using MLNetDeep.TestData;
@@ -142,6 +143,36 @@ public sealed class ExperimentTests
             Task = ExperimentTask.Regression, MaximumTrials = 7, Seed = 6, Directory = dir,
         }, Mlp(5), Sdca()).Run(TestUtil.BikeTrainSubset(new MLContext(seed: 1), 1500)));
         Assert.Contains("seed=6", other.Message);
+    }
+
+    [Fact]
+    public void CrossValidation_FoldsAreStratified_AndTrialsReportTheMeanAndSpread()
+    {
+        var ml = new MLContext(seed: 1);
+        var sms = ml.Data.TakeRows(RealData.Sms(ml), 1000);
+        var experiment = new Experiment(ml, new ExperimentOptions { Task = ExperimentTask.BinaryClassification, Folds = 4, MaximumTrials = 3, Seed = 2 })
+            .SetFeaturizer(Pipelines.SmsFeatures(ml))
+            .AddCandidate(ExperimentCandidate.Create("MLNetDeep MLP", () => new MlpBinaryTrainer.Options { HiddenLayers = new[] { 16 }, NumberOfEpochs = 10 },
+                (m, o) => m.BinaryClassification.Trainers.Mlp(o)))
+            .AddCandidate(ExperimentCandidate.Fixed("SdcaLogisticRegression", m => m.BinaryClassification.Trainers.SdcaLogisticRegression(maximumNumberOfIterations: 20)));
+
+        // Stratified: every fold holds the overall share of spam to within one message.
+        var folds = experiment.FoldAssignment(sms);
+        var spam = sms.GetColumn<bool>("Label").ToArray();
+        double share = spam.Count(x => x) / (double)spam.Length;
+        for (int k = 0; k < 4; k++)
+        {
+            var rows = Enumerable.Range(0, folds.Length).Where(i => folds[i] == k).ToList();
+            Assert.InRange(rows.Count, 249, 251);
+            Assert.InRange(rows.Count(i => spam[i]), share * rows.Count - 1, share * rows.Count + 1);
+        }
+
+        var result = experiment.Run(sms);
+        _out.WriteLine(result.ToTable());
+        Assert.All(result.Trials, t => Assert.Equal(TrialStatus.Finished, t.Status));
+        Assert.All(result.Trials, t => Assert.True(t.MetricStandardDeviation > 0 && t.MetricStandardDeviation < 0.1, $"{t.Trainer}: sd {t.MetricStandardDeviation}"));
+        Assert.True(result.BestTrial!.Metric > 1 - share + 0.05, $"best accuracy {result.BestTrial.Metric:F4}; always 'ham' scores {1 - share:F4}");
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Experiment(ml, new ExperimentOptions { Folds = 1 }));
     }
 
     [Fact]

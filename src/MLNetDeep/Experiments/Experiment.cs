@@ -26,8 +26,11 @@ public sealed class TrialResult
     /// <summary>Finished, pruned, stopped or failed.</summary>
     public required TrialStatus Status { get; init; }
 
-    /// <summary>The optimised metric on the validation split (NaN unless finished).</summary>
+    /// <summary>The optimised metric on the validation split, or its mean over the folds (NaN unless finished).</summary>
     public double Metric { get; init; } = double.NaN;
+
+    /// <summary>With cross-validation, the standard deviation of the metric over the folds; else 0.</summary>
+    public double MetricStandardDeviation { get; init; }
 
     /// <summary>Every metric of the task on the validation split, by ML.NET's names (empty unless finished).</summary>
     public IReadOnlyDictionary<string, double> Metrics { get; init; } = new Dictionary<string, double>();
@@ -101,9 +104,9 @@ public sealed class ExperimentResult
     {
         var rows = Leaderboard.Take(top ?? Leaderboard.Count).ToList();
         var sb = new StringBuilder();
-        sb.AppendLine(FormattableString.Invariant($"{"#",3}  {"trainer",-28} {"status",-8} {Metric,12} {"train s",8} {"ms/row",8} {"peak MiB",8} {"params",9} {"epochs",6}  parameters"));
+        sb.AppendLine(FormattableString.Invariant($"{"#",3}  {"trainer",-28} {"status",-8} {Metric,12} {"± sd",7} {"train s",8} {"ms/row",8} {"peak MiB",8} {"params",9} {"epochs",6}  parameters"));
         foreach (var t in rows)
-            sb.AppendLine(FormattableString.Invariant($"{t.Number,3}  {Cut(t.Trainer, 28),-28} {t.Status,-8} {t.Metric,12:F4} {t.TrainingSeconds,8:F1} {t.PredictionMillisecondsPerRow,8:F3} {t.PeakMemoryMegabytes,8:F0} {t.ParameterCount?.ToString(CultureInfo.InvariantCulture) ?? "",9} {t.Epochs?.ToString(CultureInfo.InvariantCulture) ?? "",6}  {t.ParametersText}{(t.Message is null ? "" : "  [" + t.Message + "]")}"));
+            sb.AppendLine(FormattableString.Invariant($"{t.Number,3}  {Cut(t.Trainer, 28),-28} {t.Status,-8} {t.Metric,12:F4} {t.MetricStandardDeviation,7:F4} {t.TrainingSeconds,8:F1} {t.PredictionMillisecondsPerRow,8:F3} {t.PeakMemoryMegabytes,8:F0} {t.ParameterCount?.ToString(CultureInfo.InvariantCulture) ?? "",9} {t.Epochs?.ToString(CultureInfo.InvariantCulture) ?? "",6}  {t.ParametersText}{(t.Message is null ? "" : "  [" + t.Message + "]")}"));
         return sb.ToString();
     }
 
@@ -112,12 +115,12 @@ public sealed class ExperimentResult
     {
         var metricNames = Trials.SelectMany(t => t.Metrics.Keys).Distinct().ToList();
         var sb = new StringBuilder();
-        sb.AppendLine(string.Join(",", new[] { "rank", "trial", "trainer", "status", Metric.ToString() }.Concat(metricNames)
+        sb.AppendLine(string.Join(",", new[] { "rank", "trial", "trainer", "status", Metric.ToString(), Metric + "_sd" }.Concat(metricNames)
             .Concat(new[] { "training_seconds", "prediction_ms_per_row", "peak_memory_mib", "parameters", "epochs", "hyperparameters", "message" })));
         int rank = 1;
         foreach (var t in Leaderboard)
         {
-            var cells = new List<string> { (rank++).ToString(CultureInfo.InvariantCulture), t.Number.ToString(CultureInfo.InvariantCulture), Csv(t.Trainer), t.Status.ToString(), Num(t.Metric) };
+            var cells = new List<string> { (rank++).ToString(CultureInfo.InvariantCulture), t.Number.ToString(CultureInfo.InvariantCulture), Csv(t.Trainer), t.Status.ToString(), Num(t.Metric), Num(t.MetricStandardDeviation) };
             cells.AddRange(metricNames.Select(m => t.Metrics.TryGetValue(m, out var v) ? Num(v) : ""));
             cells.AddRange(new[] { Num(t.TrainingSeconds), Num(t.PredictionMillisecondsPerRow), Num(t.PeakMemoryMegabytes),
                 t.ParameterCount?.ToString(CultureInfo.InvariantCulture) ?? "", t.Epochs?.ToString(CultureInfo.InvariantCulture) ?? "", Csv(t.ParametersText), Csv(t.Message ?? "") });
@@ -130,11 +133,11 @@ public sealed class ExperimentResult
     public void SaveMarkdown(string path)
     {
         var sb = new StringBuilder();
-        sb.AppendLine(FormattableString.Invariant($"| rank | trial | trainer | status | {Metric} | train s | ms/row | peak MiB | params | epochs | hyperparameters |"));
-        sb.AppendLine("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|");
+        sb.AppendLine(FormattableString.Invariant($"| rank | trial | trainer | status | {Metric} | ± sd | train s | ms/row | peak MiB | params | epochs | hyperparameters |"));
+        sb.AppendLine("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
         int rank = 1;
         foreach (var t in Leaderboard)
-            sb.AppendLine(FormattableString.Invariant($"| {rank++} | {t.Number} | {t.Trainer} | {t.Status} | {t.Metric:F4} | {t.TrainingSeconds:F1} | {t.PredictionMillisecondsPerRow:F3} | {t.PeakMemoryMegabytes:F0} | {t.ParameterCount} | {t.Epochs} | {t.ParametersText.Replace("|", "\\|")}{(t.Message is null ? "" : " — " + t.Message.Replace("|", "\\|"))} |"));
+            sb.AppendLine(FormattableString.Invariant($"| {rank++} | {t.Number} | {t.Trainer} | {t.Status} | {t.Metric:F4} | {t.MetricStandardDeviation:F4} | {t.TrainingSeconds:F1} | {t.PredictionMillisecondsPerRow:F3} | {t.PeakMemoryMegabytes:F0} | {t.ParameterCount} | {t.Epochs} | {t.ParametersText.Replace("|", "\\|")}{(t.Message is null ? "" : " — " + t.Message.Replace("|", "\\|"))} |"));
         File.WriteAllText(path, sb.ToString());
     }
 
@@ -191,12 +194,8 @@ public sealed class Experiment
         using var total = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         if (_o.TotalTime is { } budget) total.CancelAfter(budget);
 
-        var split = _ml.Data.TrainTestSplit(data, _o.ValidationFraction, seed: _o.Seed);
-        var featurizer = (_featurizer ?? new EmptyEstimator()).Fit(split.TrainSet);
-        var train = _ml.Data.Cache(featurizer.Transform(split.TrainSet));
-        var validation = _ml.Data.Cache(featurizer.Transform(split.TestSet));
-        if (train.Schema.GetColumnOrNull(_o.LabelColumnName) is null)
-            throw new ArgumentOutOfRangeException(nameof(ExperimentOptions.LabelColumnName), $"The featurized data has no label column '{_o.LabelColumnName}'.");
+        var splits = Splits(data);
+        var featurizer = splits[0].Featurizer;
 
         var metric = _o.ResolvedMetric;
         bool higher = ExperimentOptions.HigherIsBetter(metric);
@@ -233,7 +232,7 @@ public sealed class Experiment
             else
             {
                 var rungs = new List<(int, double)>();
-                (result, model) = RunTrial(n, _candidates[c], values, train, validation, metric, halving, rungs, total.Token);
+                (result, model) = RunTrial(n, _candidates[c], values, splits, metric, halving, rungs, total.Token);
                 store?.Append(TrialRecord.From(result, point, rungs));
             }
             tried[c]++;
@@ -260,7 +259,7 @@ public sealed class Experiment
     {
         $"task={_o.Task}", $"metric={_o.ResolvedMetric}", $"seed={_o.Seed}", $"search={_o.Search}",
         FormattableString.Invariant($"validationFraction={_o.ValidationFraction}"), $"pruning={_o.Pruning},{_o.PruningMinimumEpochs},{_o.PruningFactor}",
-        $"label={_o.LabelColumnName}", $"featurizer={_featurizer?.GetType().Name ?? "none"}",
+        $"label={_o.LabelColumnName}", $"featurizer={_featurizer?.GetType().Name ?? "none"}", $"folds={_o.Folds}",
     }.Concat(_candidates.Select(c => $"candidate={c.Name}: {c.SearchSpace.ToString().Replace(Environment.NewLine, "; ")}")));
 
     /// <summary>
@@ -280,49 +279,143 @@ public sealed class Experiment
         return uniform;
     }
 
+    /// <summary>One featurized train / validation pair: the featurizer fitted on its training part, both parts cached.</summary>
+    private sealed record Split(ITransformer Featurizer, IDataView Train, IDataView Validation);
+
+    /// <summary>The holdout split, or the k stratified folds of cross-validation.</summary>
+    private List<Split> Splits(IDataView data)
+    {
+        var estimator = _featurizer ?? new EmptyEstimator();
+        Split Make(IDataView train, IDataView validation)
+        {
+            var f = estimator.Fit(train);
+            var t = _ml.Data.Cache(f.Transform(train));
+            if (t.Schema.GetColumnOrNull(_o.LabelColumnName) is null)
+                throw new ArgumentOutOfRangeException(nameof(ExperimentOptions.LabelColumnName), $"The featurized data has no label column '{_o.LabelColumnName}'.");
+            return new Split(f, t, _ml.Data.Cache(f.Transform(validation)));
+        }
+        if (_o.Folds == 0)
+        {
+            var split = _ml.Data.TrainTestSplit(data, _o.ValidationFraction, seed: _o.Seed);
+            return new List<Split> { Make(split.TrainSet, split.TestSet) };
+        }
+        var folds = FoldAssignment(data);
+        var result = new List<Split>();
+        for (int k = 0; k < _o.Folds; k++)
+        {
+            var marked = new FoldColumnView(data, folds, k);
+            var validation = _ml.Transforms.DropColumns(FoldColumnView.ColumnName).Fit(marked).Transform(_ml.Data.FilterRowsByColumn(marked, FoldColumnView.ColumnName, 0.5, 2));
+            var train = _ml.Transforms.DropColumns(FoldColumnView.ColumnName).Fit(marked).Transform(_ml.Data.FilterRowsByColumn(marked, FoldColumnView.ColumnName, -1, 0.5));
+            result.Add(Make(train, validation));
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Each row's fold: rows are shuffled (seeded) and dealt out in turn, within each class for classification (the
+    /// label read through the featurizer fitted on all rows, only to know each row's class).
+    /// </summary>
+    internal int[] FoldAssignment(IDataView data)
+    {
+        var classes = new List<string>();
+        if (_o.Task != ExperimentTask.Regression)
+        {
+            var labelled = (_featurizer ?? new EmptyEstimator()).Fit(data).Transform(data);
+            var col = labelled.Schema.GetColumnOrNull(_o.LabelColumnName)
+                ?? throw new ArgumentOutOfRangeException(nameof(ExperimentOptions.LabelColumnName), $"The featurized data has no label column '{_o.LabelColumnName}'.");
+            using var cursor = labelled.GetRowCursor(new[] { col });
+            var getter = RowCursorUtils.GetGetterAsStringBuilder(cursor, col.Index);
+            var text = new StringBuilder();
+            while (cursor.MoveNext())
+            {
+                getter(ref text);
+                classes.Add(text.ToString());
+            }
+        }
+        else
+        {
+            using var cursor = data.GetRowCursor(Array.Empty<DataViewSchema.Column>());
+            while (cursor.MoveNext()) classes.Add("");
+        }
+        if (classes.Count < _o.Folds) throw new ArgumentOutOfRangeException(nameof(ExperimentOptions.Folds), _o.Folds, $"Folds is {_o.Folds}, but the data has {classes.Count} rows.");
+        var random = new Random(_o.Seed);
+        var folds = new int[classes.Count];
+        int next = 0;
+        foreach (var group in Enumerable.Range(0, classes.Count).GroupBy(i => classes[i]).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            var rows = group.ToArray();
+            random.Shuffle(rows);
+            foreach (int row in rows) folds[row] = next++ % _o.Folds; // dealt in turn, continuing across classes
+        }
+        return folds;
+    }
+
     private (TrialResult Result, ITransformer? Model) RunTrial(int number, ExperimentCandidate candidate, IReadOnlyDictionary<string, object> values,
-        IDataView train, IDataView validation, ExperimentMetric metric, SuccessiveHalving halving, List<(int Epoch, double Value)> rungs, CancellationToken total)
+        List<Split> splits, ExperimentMetric metric, SuccessiveHalving halving, List<(int Epoch, double Value)> rungs, CancellationToken total)
     {
         using var trial = CancellationTokenSource.CreateLinkedTokenSource(total);
         if (_o.TrialTime is { } t) trial.CancelAfter(t);
-        var trialMl = new MLContext(seed: _o.Seed + number);
-        using var stopMl = trial.Token.Register(() => trialMl.CancelExecution());
         int epochs = 0;
         bool pruned = false;
-        var hooks = new TrialHooks
-        {
-            Validation = validation,
-            Token = trial.Token,
-            OnEpoch = e =>
-            {
-                epochs = e.Epoch;
-                if (_o.Pruning && e.ValidationMetric is double v && halving.IsRung(e.Epoch)) rungs.Add((e.Epoch, v));
-                if (_o.Pruning && e.ValidationMetric is double w && halving.ShouldStop(e.Epoch, w))
-                {
-                    pruned = true;
-                    trial.Cancel();
-                }
-            },
-        };
         PeakMemory.Reset();
         var watch = Stopwatch.StartNew();
         try
         {
-            var model = candidate.Build(trialMl, values, hooks).Fit(train);
-            double trainSeconds = watch.Elapsed.TotalSeconds;
-            var scoreWatch = Stopwatch.StartNew();
-            var scored = _ml.Data.Cache(model.Transform(validation));
-            long rows = 0;
-            using (var cursor = scored.GetRowCursor(scored.Schema)) while (cursor.MoveNext()) rows++;
-            double msPerRow = scoreWatch.Elapsed.TotalMilliseconds / Math.Max(1, rows);
-            var metrics = Evaluate(scored);
-            var deep = DeepModelParameters.Find(model);
+            ITransformer? firstModel = null;
+            var foldMetrics = new List<Dictionary<string, double>>();
+            double trainSeconds = 0, scoreMilliseconds = 0;
+            long scoredRows = 0;
+            int? deepEpochs = null;
+            long? parameters = null;
+            for (int f = 0; f < splits.Count; f++)
+            {
+                var (_, train, validation) = splits[f];
+                var trialMl = new MLContext(seed: _o.Seed + number);
+                using var stopMl = trial.Token.Register(() => trialMl.CancelExecution());
+                bool first = f == 0;
+                var hooks = new TrialHooks
+                {
+                    Validation = validation,
+                    Token = trial.Token,
+                    OnEpoch = e =>
+                    {
+                        if (!first) return;
+                        epochs = e.Epoch;
+                        if (_o.Pruning && e.ValidationMetric is double v && halving.IsRung(e.Epoch)) rungs.Add((e.Epoch, v));
+                        if (_o.Pruning && e.ValidationMetric is double w && halving.ShouldStop(e.Epoch, w))
+                        {
+                            pruned = true;
+                            trial.Cancel();
+                        }
+                    },
+                };
+                var fit = Stopwatch.StartNew();
+                var model = candidate.Build(trialMl, values, hooks).Fit(train);
+                trainSeconds += fit.Elapsed.TotalSeconds;
+                var scoreWatch = Stopwatch.StartNew();
+                var scored = _ml.Data.Cache(model.Transform(validation));
+                using (var cursor = scored.GetRowCursor(scored.Schema)) while (cursor.MoveNext()) scoredRows++;
+                scoreMilliseconds += scoreWatch.Elapsed.TotalMilliseconds;
+                foldMetrics.Add(Evaluate(scored));
+                if (first)
+                {
+                    firstModel = model;
+                    var deep = DeepModelParameters.Find(model);
+                    deepEpochs = deep?.History.Count;
+                    parameters = deep?.ParameterCount;
+                }
+            }
+            var metrics = foldMetrics[0].Keys.ToDictionary(k => k, k => foldMetrics.Average(m => m[k]));
+            var values0 = foldMetrics.Select(m => m[metric.ToString()]).ToArray();
+            double mean = values0.Average();
+            double sd = values0.Length > 1 ? Math.Sqrt(values0.Sum(v => (v - mean) * (v - mean)) / (values0.Length - 1)) : 0;
             return (new TrialResult
             {
                 Number = number, Trainer = candidate.Name, Parameters = values, Status = TrialStatus.Finished,
-                Metric = metrics[metric.ToString()], Metrics = metrics, TrainingSeconds = trainSeconds, PredictionMillisecondsPerRow = msPerRow,
-                PeakMemoryMegabytes = PeakMemory.Megabytes(), ParameterCount = deep?.ParameterCount, Epochs = deep?.History.Count,
-            }, model);
+                Metric = mean, MetricStandardDeviation = sd, Metrics = metrics, TrainingSeconds = trainSeconds,
+                PredictionMillisecondsPerRow = scoreMilliseconds / Math.Max(1, scoredRows),
+                PeakMemoryMegabytes = PeakMemory.Megabytes(), ParameterCount = parameters, Epochs = deepEpochs,
+            }, firstModel);
         }
         catch (OperationCanceledException) when (trial.IsCancellationRequested)
         {
@@ -426,6 +519,7 @@ internal sealed class TrialRecord
     public double[] Point { get; set; } = Array.Empty<double>();
     public TrialStatus Status { get; set; }
     public double? Metric { get; set; }
+    public double MetricStandardDeviation { get; set; }
     public Dictionary<string, double?> Metrics { get; set; } = new();
     public double TrainingSeconds { get; set; }
     public double? PredictionMillisecondsPerRow { get; set; }
@@ -441,7 +535,7 @@ internal sealed class TrialRecord
 
     public static TrialRecord From(TrialResult r, double[] point, List<(int Epoch, double Value)> rungs) => new()
     {
-        Number = r.Number, Trainer = r.Trainer, Point = point, Status = r.Status, Metric = Finite(r.Metric),
+        Number = r.Number, Trainer = r.Trainer, Point = point, Status = r.Status, Metric = Finite(r.Metric), MetricStandardDeviation = r.MetricStandardDeviation,
         Metrics = r.Metrics.ToDictionary(m => m.Key, m => Finite(m.Value)), TrainingSeconds = r.TrainingSeconds,
         PredictionMillisecondsPerRow = Finite(r.PredictionMillisecondsPerRow), PeakMemoryMegabytes = Finite(r.PeakMemoryMegabytes),
         ParameterCount = r.ParameterCount, Epochs = r.Epochs, Message = r.Message, RungScores = rungs.Select(x => new[] { x.Epoch, x.Value }).ToList(),
@@ -449,7 +543,7 @@ internal sealed class TrialRecord
 
     public TrialResult ToResult(IReadOnlyDictionary<string, object> values) => new()
     {
-        Number = Number, Trainer = Trainer, Parameters = values, Status = Status, Metric = Metric ?? double.NaN,
+        Number = Number, Trainer = Trainer, Parameters = values, Status = Status, Metric = Metric ?? double.NaN, MetricStandardDeviation = MetricStandardDeviation,
         Metrics = Metrics.ToDictionary(m => m.Key, m => m.Value ?? double.NaN), TrainingSeconds = TrainingSeconds,
         PredictionMillisecondsPerRow = PredictionMillisecondsPerRow ?? double.NaN, PeakMemoryMegabytes = PeakMemoryMegabytes ?? double.NaN,
         ParameterCount = ParameterCount, Epochs = Epochs, Message = Message,
@@ -512,5 +606,76 @@ internal sealed class ExperimentStore
     {
         string path = Path.Combine(_directory, BestModelFile);
         return File.Exists(path) ? ml.Model.Load(path, out _) : null;
+    }
+}
+
+/// <summary>The source rows plus a column that is 1 for the rows of one fold and 0 for the others (by row position).</summary>
+internal sealed class FoldColumnView : IDataView
+{
+    public const string ColumnName = "MLNetDeep.Fold";
+    private readonly IDataView _source;
+    private readonly int[] _folds;
+    private readonly int _fold;
+
+    public FoldColumnView(IDataView source, int[] folds, int fold)
+    {
+        _source = source;
+        _folds = folds;
+        _fold = fold;
+        var b = new DataViewSchema.Builder();
+        b.AddColumns(source.Schema);
+        b.AddColumn(ColumnName, NumberDataViewType.Single);
+        Schema = b.ToSchema();
+    }
+
+    public bool CanShuffle => false;
+    public DataViewSchema Schema { get; }
+    public long? GetRowCount() => _folds.Length;
+
+    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+    {
+        var needed = columnsNeeded.Where(c => c.Index < _source.Schema.Count).Select(c => _source.Schema[c.Index]).ToList();
+        return new Cursor(this, _source.GetRowCursor(needed));
+    }
+
+    public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
+        new[] { GetRowCursor(columnsNeeded, rand) };
+
+    private sealed class Cursor : DataViewRowCursor
+    {
+        private readonly FoldColumnView _parent;
+        private readonly DataViewRowCursor _input;
+
+        public Cursor(FoldColumnView parent, DataViewRowCursor input)
+        {
+            _parent = parent;
+            _input = input;
+        }
+
+        public override DataViewSchema Schema => _parent.Schema;
+        public override long Position => _input.Position;
+        public override long Batch => _input.Batch;
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
+        public override bool MoveNext() => _input.MoveNext();
+        public override bool IsColumnActive(DataViewSchema.Column column) => column.Index == _parent._source.Schema.Count || _input.IsColumnActive(_input.Schema[column.Index]);
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            if (column.Index < _parent._source.Schema.Count) return _input.GetGetter<TValue>(_input.Schema[column.Index]);
+            ValueGetter<float> getter = (ref float v) =>
+            {
+                long row = _input.Position;
+                if (row < 0 || row >= _parent._folds.Length)
+                    throw new InvalidOperationException($"The data has more rows than the {_parent._folds.Length} counted when the folds were made.");
+                v = _parent._folds[row] == _parent._fold ? 1f : 0f;
+            };
+            return (ValueGetter<TValue>)(Delegate)getter;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _input.Dispose();
+            base.Dispose(disposing);
+        }
     }
 }

@@ -73,6 +73,15 @@ public sealed class ExperimentOptions
     /// <summary>Share of the data held out for validation (and for ranking). Default 0.2.</summary>
     public double ValidationFraction { get; set; } = 0.2;
 
+    /// <summary>
+    /// 0 (default): one train / validation split (<see cref="ValidationFraction"/>). 2 or more: k-fold cross-validation,
+    /// stratified by class for classification (each fold holds about the same share of every class); every trial trains
+    /// on each fold, its metric is the mean over the folds (<see cref="TrialResult.MetricStandardDeviation"/> the spread),
+    /// successive halving watches the first fold, and <see cref="ExperimentResult.BestModel"/> is the best trial's
+    /// first-fold model. The featurizer is fitted on each fold's training part.
+    /// </summary>
+    public int Folds { get; set; }
+
     /// <summary>Seed of the split, the searchers and every trial's MLContext. Default 1.</summary>
     public int Seed { get; set; } = 1;
 
@@ -112,6 +121,7 @@ public sealed class ExperimentOptions
         if (MaximumTrials < 1) throw new ArgumentOutOfRangeException(nameof(MaximumTrials), MaximumTrials, "MaximumTrials must be at least 1.");
         if (TotalTime is { } t && t <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(TotalTime), t, "TotalTime must be positive.");
         if (TrialTime is { } tt && tt <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(TrialTime), tt, "TrialTime must be positive.");
+        if (Folds is 1 or < 0 or > 50) throw new ArgumentOutOfRangeException(nameof(Folds), Folds, "Folds must be 0 (one split) or 2 to 50.");
         if (!(ValidationFraction > 0 && ValidationFraction < 1)) throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "ValidationFraction must be in (0, 1).");
         if (PruningMinimumEpochs < 1) throw new ArgumentOutOfRangeException(nameof(PruningMinimumEpochs), PruningMinimumEpochs, "PruningMinimumEpochs must be at least 1.");
         if (PruningFactor < 2) throw new ArgumentOutOfRangeException(nameof(PruningFactor), PruningFactor, "PruningFactor must be at least 2.");
