@@ -68,6 +68,13 @@ public sealed class OnnxExportTests
             var model = ml.MulticlassClassification.Trainers.Cnn(new CnnMulticlassTrainer.Options { Architecture = arch, NumberOfEpochs = 1, LearningRate = 3e-3 }).Fit(train);
             AssertOnnxMatches(ml, model, test, arch.Name);
         }
+        // Channels-last pixels (as ExtractPixels(interleavePixelColors: true) writes them) and input scaling inside the network.
+        var channelsLast = ml.MulticlassClassification.Trainers.Cnn(new CnnMulticlassTrainer.Options
+        {
+            Architecture = CnnArchitecture.Custom(CnnLayer.Conv(8, 3), CnnLayer.Relu(), CnnLayer.MaxPool(2), CnnLayer.Dense(16), CnnLayer.Relu()),
+            ImageChannels = 4, ImageHeight = 14, ImageWidth = 14, Layout = PixelLayout.HeightWidthChannels, InputScale = 2, InputOffset = -1, NumberOfEpochs = 1,
+        }).Fit(train);
+        AssertOnnxMatches(ml, channelsLast, test, "channels-last 14x14x4, scaled");
     }
 
     [Theory]
@@ -221,6 +228,22 @@ public sealed class OnnxExportTests
         string bikeZip = Path.Combine(dir, "bike-onnx.zip");
         ml.Model.Save(bikeOnnx, bikeTrain.Schema, bikeZip);
         AssertClose(ScoreText.Lines(bike.Transform(bikeTest)).ToArray(), ConsumeInOtherProcess(ml, bikeZip, bikeTest), "bike regression, other process", LabelScale(bike));
+    }
+
+    [Fact]
+    public void MulticlassLabelWithNumericKeyValues_ExportsTheClassIndex_AndConvertsToAKey()
+    {
+        // Bike-hour's weekday (0-6, a float) as a key label: its key values are numbers, not names.
+        var ml = new MLContext(seed: 9);
+        var data = ml.Data.TakeRows(RealData.BikeTrain(ml), 1500);
+        var model = ml.Transforms.Conversion.MapValueToKey("Label", nameof(BikeRow.Weekday))
+            .Append(Pipelines.BikeFeatures(ml))
+            .Append(ml.MulticlassClassification.Trainers.Mlp(new MlpMulticlassTrainer.Options { HiddenLayers = new[] { 16 }, NumberOfEpochs = 2 })).Fit(data);
+        var test = ml.Data.TakeRows(RealData.BikeTest(ml), 200);
+        AssertOnnxMatches(ml, model, test, "bike weekday (numeric key values)");
+        var onnx = ml.Model.ConvertToOnnxPipeline(model, data);
+        AssertClose(ScoreText.Lines(model.Transform(test)).ToArray(), ScoreText.Lines(onnx.Transform(test)).ToArray(), "bike weekday, ApplyOnnxModel pipeline");
+        Assert.Equal(ml.MulticlassClassification.Evaluate(model.Transform(test)).MicroAccuracy, ml.MulticlassClassification.Evaluate(onnx.Transform(test)).MicroAccuracy);
     }
 
     [Fact]
