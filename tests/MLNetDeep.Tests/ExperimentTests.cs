@@ -176,6 +176,30 @@ public sealed class ExperimentTests
     }
 
     [Fact]
+    public void DeepCandidates_OfEveryFamily_RunInAnExperiment()
+    {
+        var ml = new MLContext(seed: 1);
+        var sms = ml.Data.TakeRows(RealData.Sms(ml), 600);
+        var text = new Experiment(ml, new ExperimentOptions { Task = ExperimentTask.BinaryClassification, MaximumTrials = 2 })
+            .SetFeaturizer(Pipelines.SmsTokens(ml))
+            .AddCandidate(DeepCandidates.Rnn(ExperimentTask.BinaryClassification, epochs: 2, cell: RecurrentCell.Gru))
+            .AddCandidate(DeepCandidates.Transformer(ExperimentTask.BinaryClassification, epochs: 2))
+            .Run(sms);
+        _out.WriteLine(text.ToTable());
+        Assert.Equal(new[] { "MLNetDeep GRU", "MLNetDeep Transformer" }, text.Trials.Select(t => t.Trainer));
+        Assert.All(text.Trials, t => Assert.Equal(TrialStatus.Finished, t.Status));
+
+        var images = new Experiment(ml, new ExperimentOptions { Task = ExperimentTask.MulticlassClassification, MaximumTrials = 2 })
+            .AddCandidate(DeepCandidates.Cnn(ExperimentTask.MulticlassClassification, epochs: 1, architecture: CnnArchitecture.LeNet5()))
+            .AddCandidate(DeepCandidates.Mlp(ExperimentTask.MulticlassClassification, epochs: 5))
+            .Run(FashionMnist.Train(ml, 600));
+        _out.WriteLine(images.ToTable());
+        Assert.All(images.Trials, t => Assert.Equal(TrialStatus.Finished, t.Status));
+        Assert.True(images.BestTrial!.Metric > 0.4, $"best micro-accuracy {images.BestTrial.Metric:F3} (chance 0.1)");
+        Assert.Throws<ArgumentOutOfRangeException>(() => DeepCandidates.Cnn(ExperimentTask.Regression));
+    }
+
+    [Fact]
     public void MLNetDeepOptions_CarrySearchRanges()
     {
         var mlp = SearchSpace.FromOptions<MlpRegressionTrainer.Options>();

@@ -1,0 +1,89 @@
+using Microsoft.ML;
+
+namespace MLNetDeep;
+
+/// <summary>
+/// Ready-made experiment candidates for MLNetDeep's trainers, for any task: the trainer's Options with the given number
+/// of epochs (the most a trial runs; successive halving stops poor ones earlier), searched over the ranges their
+/// attributes declare (learning rate, batch size, weight decay, dropout, widths, layers, ...).
+/// </summary>
+public static class DeepCandidates
+{
+    /// <summary>A multilayer perceptron on a dense feature vector.</summary>
+    public static ExperimentCandidate Mlp(ExperimentTask task, int epochs = 20, string featureColumnName = "Features", string labelColumnName = "Label", int[]? hiddenLayers = null)
+    {
+        var hidden = hiddenLayers ?? new[] { 128, 64 };
+        T Set<T>(T o) where T : MlpOptions
+        {
+            o.NumberOfEpochs = epochs;
+            o.FeatureColumnName = featureColumnName;
+            o.LabelColumnName = labelColumnName;
+            o.HiddenLayers = hidden;
+            return o;
+        }
+        return task switch
+        {
+            ExperimentTask.BinaryClassification => ExperimentCandidate.Create("MLNetDeep MLP", () => Set(new MlpBinaryTrainer.Options()), (ml, o) => ml.BinaryClassification.Trainers.Mlp(o)),
+            ExperimentTask.MulticlassClassification => ExperimentCandidate.Create("MLNetDeep MLP", () => Set(new MlpMulticlassTrainer.Options()), (ml, o) => ml.MulticlassClassification.Trainers.Mlp(o)),
+            _ => ExperimentCandidate.Create("MLNetDeep MLP", () => Set(new MlpRegressionTrainer.Options()), (ml, o) => ml.Regression.Trainers.Mlp(o)),
+        };
+    }
+
+    /// <summary>A recurrent network (LSTM by default) on token keys or numeric steps.</summary>
+    public static ExperimentCandidate Rnn(ExperimentTask task, int epochs = 10, string featureColumnName = "Tokens", string labelColumnName = "Label", RecurrentCell cell = RecurrentCell.Lstm)
+    {
+        T Set<T>(T o) where T : RnnOptions
+        {
+            o.NumberOfEpochs = epochs;
+            o.FeatureColumnName = featureColumnName;
+            o.LabelColumnName = labelColumnName;
+            o.Cell = cell;
+            return o;
+        }
+        string name = $"MLNetDeep {cell.ToString().ToUpperInvariant()}";
+        return task switch
+        {
+            ExperimentTask.BinaryClassification => ExperimentCandidate.Create(name, () => Set(new RnnBinaryTrainer.Options()), (ml, o) => ml.BinaryClassification.Trainers.Rnn(o)),
+            ExperimentTask.MulticlassClassification => ExperimentCandidate.Create(name, () => Set(new RnnMulticlassTrainer.Options()), (ml, o) => ml.MulticlassClassification.Trainers.Rnn(o)),
+            _ => ExperimentCandidate.Create(name, () => Set(new RnnRegressionTrainer.Options()), (ml, o) => ml.Regression.Trainers.Rnn(o)),
+        };
+    }
+
+    /// <summary>A Transformer encoder on token keys or numeric steps.</summary>
+    public static ExperimentCandidate Transformer(ExperimentTask task, int epochs = 10, string featureColumnName = "Tokens", string labelColumnName = "Label")
+    {
+        T Set<T>(T o) where T : TransformerOptions
+        {
+            o.NumberOfEpochs = epochs;
+            o.FeatureColumnName = featureColumnName;
+            o.LabelColumnName = labelColumnName;
+            return o;
+        }
+        return task switch
+        {
+            ExperimentTask.BinaryClassification => ExperimentCandidate.Create("MLNetDeep Transformer", () => Set(new TransformerBinaryTrainer.Options()), (ml, o) => ml.BinaryClassification.Trainers.Transformer(o)),
+            ExperimentTask.MulticlassClassification => ExperimentCandidate.Create("MLNetDeep Transformer", () => Set(new TransformerMulticlassTrainer.Options()), (ml, o) => ml.MulticlassClassification.Trainers.Transformer(o)),
+            _ => ExperimentCandidate.Create("MLNetDeep Transformer", () => Set(new TransformerRegressionTrainer.Options()), (ml, o) => ml.Regression.Trainers.Transformer(o)),
+        };
+    }
+
+    /// <summary>A convolutional network (classification only) with the given architecture (default SmallCnn).</summary>
+    public static ExperimentCandidate Cnn(ExperimentTask task, int epochs = 10, string featureColumnName = "Features", string labelColumnName = "Label", CnnArchitecture? architecture = null)
+    {
+        T Set<T>(T o) where T : CnnOptions
+        {
+            o.NumberOfEpochs = epochs;
+            o.FeatureColumnName = featureColumnName;
+            o.LabelColumnName = labelColumnName;
+            o.Architecture = architecture ?? CnnArchitecture.SmallCnn();
+            return o;
+        }
+        string name = $"MLNetDeep CNN ({(architecture ?? CnnArchitecture.SmallCnn()).Name})";
+        return task switch
+        {
+            ExperimentTask.BinaryClassification => ExperimentCandidate.Create(name, () => Set(new CnnBinaryTrainer.Options()), (ml, o) => ml.BinaryClassification.Trainers.Cnn(o)),
+            ExperimentTask.MulticlassClassification => ExperimentCandidate.Create(name, () => Set(new CnnMulticlassTrainer.Options()), (ml, o) => ml.MulticlassClassification.Trainers.Cnn(o)),
+            _ => throw new ArgumentOutOfRangeException(nameof(task), task, "The CNN trainers classify images (binary or multiclass); there is no CNN regression trainer."),
+        };
+    }
+}
