@@ -32,7 +32,7 @@ public static class OnnxPipelineCatalog
         if (catalog is null) throw new ArgumentNullException(nameof(catalog));
         if (model is null) throw new ArgumentNullException(nameof(model));
         if (inputData is null) throw new ArgumentNullException(nameof(inputData));
-        var steps = Flatten(model).ToList();
+        var steps = TransformerSteps.Flatten(model).ToList();
         int at = steps.FindLastIndex(t => t is IDeepPredictor);
         if (at < 0) throw new ArgumentException("The model holds no MLNetDeep prediction transformer to convert.", nameof(model));
         var ours = typeof(IDeepPredictor).Assembly;
@@ -63,6 +63,4 @@ public static class OnnxPipelineCatalog
         return new TransformerChain<ITransformer>(all);
     }
 
-    private static IEnumerable<ITransformer> Flatten(ITransformer t) =>
-        t is IEnumerable<ITransformer> chain && t is not IDeepPredictor ? chain.SelectMany(Flatten) : new[] { t };
 }

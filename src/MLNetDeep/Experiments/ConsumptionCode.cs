@@ -117,7 +117,7 @@ public static class ConsumptionCode
         if (ns.Length == 0 || char.IsDigit(ns[0])) ns = "Model" + ns;
         File.WriteAllText(Path.Combine(directory, "ConsumeModel.cs"), Generate(model, inputSchema, modelFile, ns));
 
-        var assemblies = Steps(model).Select(t => t.GetType().Assembly.GetName().Name ?? "").Distinct().ToList();
+        var assemblies = TransformerSteps.Flatten(model).Select(t => t.GetType().Assembly.GetName().Name ?? "").Distinct().ToList();
         var packages = new List<(string Id, string Version)> { ("Microsoft.ML", MLVersion) };
         string mlnetdeep = typeof(ConsumptionCode).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
         if (assemblies.Any(a => a.StartsWith("MLNetDeep", StringComparison.Ordinal))) packages.Add(("MLNetDeep", mlnetdeep));
@@ -163,9 +163,6 @@ public static class ConsumptionCode
     private static string MLVersion =>
         (typeof(MLContext).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
             .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "5.0.1").Split('+')[0];
-
-    private static IEnumerable<ITransformer> Steps(ITransformer t) =>
-        t is IEnumerable<ITransformer> chain && t is not IDeepPredictor ? chain.SelectMany(Steps) : new[] { t };
 
     private static string ProgramText(DataViewSchema inputSchema, string ns, bool usesMLNetDeep) => $$"""
         // Reads rows from a CSV file (header, comma-separated, the ModelInput columns in order) and prints one prediction

@@ -99,21 +99,13 @@ internal static class OnnxExporter
     /// <summary>The name of the network's output in the one-row form (consumed by the stock head that follows it).</summary>
     public const string NetworkOutput = "MLNetDeep.NetworkOutput";
 
-    private static IDeepPredictor? TryFind(ITransformer t) => t switch
-    {
-        IDeepPredictor p => p,
-        IEnumerable<ITransformer> chain => chain.Reverse().Select(TryFind).FirstOrDefault(p => p is not null),
-        _ => null,
-    };
-
-    /// <summary>The MLNetDeep prediction step of a model (the last one of a chain); throws naming what is there instead.</summary>
-    public static IDeepPredictor Find(ITransformer transformer)
-    {
-        if (TryFind(transformer) is { } predictor) return predictor;
-        if (DeepModelParameters.Find(transformer) is { } other)
-            throw new OnnxExportException($"The model's MLNetDeep step ({other.Architecture}) is a pretrained encoder; export the model fine-tuned from it.");
-        throw new ArgumentException("The model holds no MLNetDeep prediction transformer to export.", "model");
-    }
+    /// <summary>
+    /// The MLNetDeep prediction step of a model (the last one of a chain). A pretrained encoder is one too; its network
+    /// refuses export itself, naming why.
+    /// </summary>
+    public static IDeepPredictor Find(ITransformer transformer) =>
+        TransformerSteps.Flatten(transformer).OfType<IDeepPredictor>().LastOrDefault()
+        ?? throw new ArgumentException("The model holds no MLNetDeep prediction transformer to export.", "model");
 
     public static void Write(ModelProto proto, Stream stream)
     {

@@ -72,12 +72,8 @@ public abstract class DeepModelParameters : ICanSaveModel
     }
 
     /// <summary>The MLNetDeep model of a prediction transformer, or of the last one in a (nested) chain; null if none.</summary>
-    internal static DeepModelParameters? Find(ITransformer t) => t switch
-    {
-        IPredictionTransformer<DeepModelParameters> p => p.Model,
-        IEnumerable<ITransformer> chain => chain.Reverse().Select(Find).FirstOrDefault(m => m is not null),
-        _ => null,
-    };
+    internal static DeepModelParameters? Find(ITransformer t) =>
+        TransformerSteps.Flatten(t).OfType<IPredictionTransformer<DeepModelParameters>>().LastOrDefault()?.Model;
 
     /// <summary>Reads a saved model (written by <see cref="SaveCommon"/>); <paramref name="task"/> is the head kind of the loading class.</summary>
     private protected static ModelCore Load(ModelLoadContext ctx, string task)
