@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -51,24 +50,13 @@ public sealed class ConsumptionCodeTests
         using (var f = File.Create(csv)) ml.Data.SaveAsText(rows, f, separatorChar: ',', headerRow: true, schema: false);
         var expected = TestUtil.Floats(model.Transform(rows), "Score");
 
-        Run(Path.GetDirectoryName(project)!, "build", "-c", "Release", "--nologo", "-v", "q");
-        var lines = Run(Path.GetDirectoryName(project)!, "run", "-c", "Release", "--no-build", "--", csv)
+        var folder = Path.GetDirectoryName(project)!;
+        var noTelemetry = new Dictionary<string, string> { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1" };
+        TestUtil.RunDotnet(new[] { "build", "-c", "Release", "--nologo", "-v", "q" }, folder, noTelemetry);
+        var lines = TestUtil.RunDotnet(new[] { "run", "-c", "Release", "--no-build", "--", csv }, folder, noTelemetry)
             .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(l => l.StartsWith("Score=", StringComparison.Ordinal)).ToArray();
         Assert.Equal(expected.Length, lines.Length);
         for (int i = 0; i < lines.Length; i++)
             Assert.Equal(expected[i], float.Parse(lines[i]["Score=".Length..].Split(' ')[0], CultureInfo.InvariantCulture));
-    }
-
-    private string Run(string workingDirectory, params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(600_000), $"dotnet {string.Join(' ', args)} timed out");
-        Assert.True(p.ExitCode == 0, $"dotnet {string.Join(' ', args)} failed ({p.ExitCode}):\n{stdout}\n{stderr.Result}");
-        return stdout;
     }
 }

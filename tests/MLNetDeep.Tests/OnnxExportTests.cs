@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Reflection;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -325,16 +324,7 @@ public sealed class OnnxExportTests
         string idv = Path.Combine(dir, Path.GetFileNameWithoutExtension(zip) + ".idv");
         using (var f = File.Create(idv)) ml.Data.SaveAsBinary(rows, f, keepHidden: false);
         string output = Path.Combine(dir, Path.GetFileNameWithoutExtension(zip) + ".txt");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        psi.ArgumentList.Add(consumer);
-        psi.ArgumentList.Add(zip);
-        psi.ArgumentList.Add(idv);
-        psi.ArgumentList.Add(output);
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(300_000), "ONNX consumer timed out");
-        Assert.True(p.ExitCode == 0, $"ONNX consumer failed ({p.ExitCode}): {stderr.Result}");
+        TestUtil.RunDotnet(new[] { consumer, zip, idv, output }, what: "ONNX consumer");
         // The consumer references no MLNetDeep at all: its output folder holds no MLNetDeep or TorchSharp assembly.
         var folder = Path.GetDirectoryName(consumer)!;
         Assert.Empty(Directory.GetFiles(folder, "MLNetDeep.dll").Concat(Directory.GetFiles(folder, "TorchSharp*.dll")));

@@ -37,19 +37,29 @@ internal static class TestUtil
         string loader = typeof(TestUtil).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "ModelLoader").Value!;
         Assert.True(File.Exists(loader), "model loader not built: " + loader);
         string output = Path.Combine(TempDir(), "predictions.txt");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        psi.ArgumentList.Add(loader);
-        psi.ArgumentList.Add(modelPath);
-        psi.ArgumentList.Add(dataSet);
-        psi.ArgumentList.Add(output);
-        if (keyColumn is not null) psi.ArgumentList.Add(keyColumn);
-        psi.Environment["MLNETDEEP_DATA"] = DataPaths.Root;
-        using var p = Process.Start(psi)!;
-        string stderr = p.StandardError.ReadToEnd();
-        p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(300_000), "model loader timed out");
-        Assert.True(p.ExitCode == 0, $"model loader failed ({p.ExitCode}): {stderr}");
+        var args = new List<string> { loader, modelPath, dataSet, output };
+        if (keyColumn is not null) args.Add(keyColumn);
+        RunDotnet(args, environment: new Dictionary<string, string> { ["MLNETDEEP_DATA"] = DataPaths.Root }, what: "model loader");
         return File.ReadAllLines(output);
+    }
+
+    /// <summary>
+    /// Runs <c>dotnet</c> with <paramref name="args"/> in another process (optionally in a folder, with extra environment
+    /// variables); fails the test with its stderr if it exits non-zero or takes over 10 minutes; returns its stdout.
+    /// </summary>
+    public static string RunDotnet(IEnumerable<string> args, string? workingDirectory = null, IDictionary<string, string>? environment = null, string? what = null)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
+        what ??= "dotnet " + string.Join(' ', psi.ArgumentList);
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(600_000), $"{what} timed out");
+        Assert.True(p.ExitCode == 0, $"{what} failed ({p.ExitCode}):\n{stdout}\n{stderr.Result}");
+        return stdout;
     }
 
     /// <summary>Small, fast bike-sharing regression pipeline for the core tests.</summary>
