@@ -88,17 +88,8 @@ internal static class RnnBenchmark
         GradientClipNorm = ClipNorm, Schedule = LearningRateSchedule.Constant, Caching = DataCaching.Memory, EpochCallback = callback,
     };
 
-    private static IEstimator<ITransformer> SmsTokens(MLContext ml) => TokenBench.SmsTokens(ml);
-
-    private static TokenBench.TokenData ReadTokens(IDataView view, int maxLength) => TokenBench.ReadTokens(view, maxLength);
-
     private static (long[] Order, List<long> Starts) EpochBatches(TokenBench.TokenData d, int epoch, bool bucket) =>
         TokenBench.EpochBatches(d, epoch, bucket, Seed, _batch, PoolBatches);
-
-    /// <summary>The batch padded to its longest row (at least one step), as int64 [n, T], as the trainer's TokenStore.Collate.</summary>
-    private static Tensor PadIds(TokenBench.TokenData d, ReadOnlySpan<long> rows) => TokenBench.PadIds(d, rows);
-
-    private static Tensor BatchLabels(TokenBench.TokenData d, ReadOnlySpan<long> rows) => TokenBench.BatchLabels(d, rows);
 
     /// <summary>Padding of one epoch's batches: padded share of the slots, and the LSTM's sequential steps (the sum of the batches' longest rows).</summary>
     private static (double PaddingFraction, long Steps) Padding(TokenBench.TokenData d, int epoch, bool bucket)

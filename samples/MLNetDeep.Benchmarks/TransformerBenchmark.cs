@@ -215,17 +215,8 @@ internal static class TransformerBenchmark
         Caching = DataCaching.Memory, EpochCallback = callback,
     };
 
-    private static IEstimator<ITransformer> SmsTokens(MLContext ml) => TokenBench.SmsTokens(ml);
-
-    private static TokenBench.TokenData ReadTokens(IDataView view, int maxLength) => TokenBench.ReadTokens(view, maxLength);
-
     private static (long[] Order, List<long> Starts) EpochBatches(TokenBench.TokenData d, int epoch, bool bucket) =>
         TokenBench.EpochBatches(d, epoch, bucket, Seed, _batch, PoolBatches);
-
-    /// <summary>The batch padded to its longest row (at least one step), as int64 [n, T], as the trainer's TokenStore.Collate.</summary>
-    private static Tensor PadIds(TokenBench.TokenData d, ReadOnlySpan<long> rows) => TokenBench.PadIds(d, rows);
-
-    private static Tensor BatchLabels(TokenBench.TokenData d, ReadOnlySpan<long> rows) => TokenBench.BatchLabels(d, rows);
 
     /// <summary>
     /// Padding of one epoch's batches: the padded share of the token slots, the positions the encoder runs per epoch
