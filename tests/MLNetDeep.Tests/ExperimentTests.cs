@@ -97,6 +97,108 @@ public sealed class ExperimentTests
     }
 
     [Fact]
+    public void TheTotalBudget_EndsTheExperiment_WithinTheRunningTrialsNextEpoch()
+    {
+        // The budget's clock is one the test moves: during the second trial's third epoch it passes the 10 minutes.
+        var clock = new ManualClock();
+        int trials = 0;
+        var o = new ExperimentOptions
+        {
+            Task = ExperimentTask.Regression, MaximumTrials = 5, Pruning = false, TotalTime = TimeSpan.FromMinutes(10), TimeProvider = clock,
+            TrialCallback = _ => trials++,
+        };
+        var ml = new MLContext(seed: 1);
+        var result = Bike(ml, o, Mlp(50, e =>
+        {
+            if (e.Epoch == 2) clock.Advance(TimeSpan.FromMinutes(4)); // 4 minutes per trial, counted at its second epoch
+            if (trials == 1 && e.Epoch == 3) clock.Advance(TimeSpan.FromMinutes(3)); // 4 + 4 + 3 > 10
+        })).Run(TestUtil.BikeTrainSubset(ml, 1000));
+        Assert.Equal(2, result.Trials.Count);
+        Assert.Equal(TrialStatus.Finished, result.Trials[0].Status);
+        Assert.Equal(50, result.Trials[0].Epochs);
+        var stopped = result.Trials[1];
+        Assert.Equal(TrialStatus.Stopped, stopped.Status);
+        Assert.Equal(3, stopped.Epochs);
+        Assert.Contains("time budget or cancellation", stopped.Message);
+        Assert.NotNull(result.BestModel);
+    }
+
+    [Fact]
+    public void TheTrialBudget_StopsEachTrial_AndTheExperimentGoesOn()
+    {
+        var clock = new ManualClock();
+        var o = new ExperimentOptions { Task = ExperimentTask.Regression, MaximumTrials = 3, Pruning = false, TrialTime = TimeSpan.FromMinutes(1), TimeProvider = clock };
+        var ml = new MLContext(seed: 1);
+        var result = Bike(ml, o, Mlp(50, e => { if (e.Epoch == 2) clock.Advance(TimeSpan.FromSeconds(61)); }), Sdca()).Run(TestUtil.BikeTrainSubset(ml, 1000));
+        Assert.Equal(3, result.Trials.Count);
+        var deep = result.Trials.Where(t => t.Trainer == "MLNetDeep MLP").ToList();
+        Assert.NotEmpty(deep);
+        Assert.All(deep, t =>
+        {
+            Assert.Equal(TrialStatus.Stopped, t.Status);
+            Assert.Equal(2, t.Epochs);
+            Assert.Contains("TrialTime", t.Message);
+        });
+        Assert.All(result.Trials.Where(t => t.Trainer == "SdcaRegression"), t => Assert.Equal(TrialStatus.Finished, t.Status));
+    }
+
+    /// <summary>A clock that moves only when told: its timers fire inside <see cref="Advance"/>, on the caller's thread.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private readonly object _lock = new();
+        private readonly List<Timer> _timers = new();
+        private DateTimeOffset _now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+        public override DateTimeOffset GetUtcNow() { lock (_lock) return _now; }
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+        public override long GetTimestamp() { lock (_lock) return _now.UtcTicks; }
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            var timer = new Timer(this, callback, state);
+            timer.Change(dueTime, period);
+            return timer;
+        }
+
+        public void Advance(TimeSpan by)
+        {
+            List<Timer> due;
+            lock (_lock)
+            {
+                _now += by;
+                due = _timers.Where(t => t.Due <= _now).ToList();
+                foreach (var t in due) t.Due = null; // one-shot (the experiment's budgets have no period)
+            }
+            foreach (var t in due) t.Fire();
+        }
+
+        private sealed class Timer(ManualClock clock, TimerCallback callback, object? state) : ITimer
+        {
+            public DateTimeOffset? Due;
+
+            public bool Change(TimeSpan dueTime, TimeSpan period)
+            {
+                lock (clock._lock)
+                {
+                    Due = dueTime == Timeout.InfiniteTimeSpan ? null : clock._now + dueTime;
+                    if (!clock._timers.Contains(this)) clock._timers.Add(this);
+                }
+                return true;
+            }
+
+            public void Fire() => callback(state);
+
+            public void Dispose() { lock (clock._lock) clock._timers.Remove(this); }
+
+            public ValueTask DisposeAsync()
+            {
+                Dispose();
+                return ValueTask.CompletedTask;
+            }
+        }
+    }
+
+    [Fact]
     public void SuccessiveHalving_StopsPoorDeepTrialsEarly()
     {
         var ml = new MLContext(seed: 1);
@@ -197,6 +299,38 @@ public sealed class ExperimentTests
         Assert.All(images.Trials, t => Assert.Equal(TrialStatus.Finished, t.Status));
         Assert.True(images.BestTrial!.Metric > 0.4, $"best micro-accuracy {images.BestTrial.Metric:F3} (chance 0.1)");
         Assert.Throws<ArgumentOutOfRangeException>(() => DeepCandidates.Cnn(ExperimentTask.Regression));
+    }
+
+    [Fact]
+    public void AForecastingExperiment_RanksForecastersByMaseOnTheValidationPart_SplitByTime()
+    {
+        var ml = new MLContext(seed: 1);
+        var windows = ForecastWindows.Create(ml, Sunspots.Load(ml), new ForecastWindowOptions
+            { TargetColumn = nameof(SunspotRow.SUNACTIVITY), Lookback = 11, Horizon = 5, TestCount = 30, ValidationCount = 30 });
+        var o = new ExperimentOptions { Task = ExperimentTask.Forecasting, MaximumTrials = 3, Pruning = false };
+        var experiment = new Experiment(ml, o)
+            .AddCandidate(DeepCandidates.Mlp(ExperimentTask.Forecasting, epochs: 20))
+            .AddCandidate(DeepCandidates.Rnn(ExperimentTask.Forecasting, epochs: 20, cell: RecurrentCell.Gru))
+            .AddCandidate(DeepCandidates.Transformer(ExperimentTask.Forecasting, epochs: 5));
+        var result = experiment.Run(windows);
+        _out.WriteLine(result.ToTable());
+        Assert.Equal(ExperimentMetric.MeanAbsoluteScaledError, result.Metric);
+        Assert.All(result.Trials, t => Assert.Equal(TrialStatus.Finished, t.Status));
+        Assert.Equal(new[] { "MLNetDeep MLP forecaster", "MLNetDeep GRU forecaster", "MLNetDeep Transformer forecaster" }, result.Trials.Select(t => t.Trainer));
+        // Numeric steps: nothing of token input is searched.
+        Assert.All(result.Trials, t => Assert.False(t.Parameters.ContainsKey("TokenDropout") || t.Parameters.ContainsKey("EmbeddingSize")));
+        // The leaderboard's MASE is the windows' own evaluation of the validation part; lower ranks first.
+        var best = result.BestTrial!;
+        Assert.Equal(result.Trials.Min(t => t.Metric), best.Metric);
+        double recomputed = windows.Evaluate(result.BestModel!.Transform(windows.Validation!)).MeanAbsoluteScaledError;
+        Assert.Equal(recomputed, best.Metric, 6);
+        Assert.True(best.Metric < windows.EvaluateNaive(ForecastSplit.Validation).MeanAbsoluteScaledError, "the best forecaster does not beat the naive forecast");
+
+        Assert.Throws<InvalidOperationException>(() => experiment.Run(windows.Train));
+        var regression = new Experiment(ml, new ExperimentOptions { Task = ExperimentTask.Regression }).AddCandidate(Sdca());
+        Assert.Contains("Task = Forecasting", Assert.Throws<InvalidOperationException>(() => regression.Run(windows)).Message);
+        var noValidation = ForecastWindows.Create(ml, Sunspots.Load(ml), new ForecastWindowOptions { TargetColumn = nameof(SunspotRow.SUNACTIVITY), Lookback = 11, Horizon = 5, TestCount = 30 });
+        Assert.Contains("ValidationCount", Assert.Throws<InvalidOperationException>(() => experiment.Run(noValidation)).Message);
     }
 
     [Fact]

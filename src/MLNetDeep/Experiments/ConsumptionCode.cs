@@ -105,8 +105,17 @@ public static class ConsumptionCode
     /// when it uses them). <paramref name="packageSource"/> (a folder of .nupkg files, e.g. the repository's nuget/) is
     /// written into a NuGet.config when given. Returns the project file's path.
     /// </summary>
+    /// <param name="directory">The project's folder (created).</param>
+    /// <param name="model">The fitted model.</param>
+    /// <param name="inputSchema">The schema the model was saved with.</param>
+    /// <param name="modelPath">The saved model (copied into the project).</param>
+    /// <param name="projectName">The project's name (and, as an identifier, its namespace).</param>
+    /// <param name="packageSource">A folder of .nupkg files written into a NuGet.config, or null.</param>
+    /// <param name="separator">The separator of the rows file the generated program reads. Default ','.</param>
+    /// <param name="hasHeader">Whether that file has a header line. Default true.</param>
+    /// <param name="allowQuoting">Whether that file quotes fields. Default true.</param>
     public static string WriteProject(string directory, ITransformer model, DataViewSchema inputSchema, string modelPath, string projectName = "ModelConsumer",
-        string? packageSource = null)
+        string? packageSource = null, char separator = ',', bool hasHeader = true, bool allowQuoting = true)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (!File.Exists(modelPath)) throw new FileNotFoundException($"The model file '{modelPath}' does not exist.", modelPath);
@@ -119,7 +128,7 @@ public static class ConsumptionCode
 
         var assemblies = TransformerSteps.Flatten(model).Select(t => t.GetType().Assembly.GetName().Name ?? "").Distinct().ToList();
         var packages = new List<(string Id, string Version)> { ("Microsoft.ML", MLVersion) };
-        string mlnetdeep = typeof(ConsumptionCode).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
+        string mlnetdeep = PackageVersion(typeof(ConsumptionCode).Assembly);
         if (assemblies.Any(a => a.StartsWith("MLNetDeep", StringComparison.Ordinal))) packages.Add(("MLNetDeep", mlnetdeep));
         if (assemblies.Contains("Microsoft.ML.FastTree")) packages.Add(("Microsoft.ML.FastTree", MLVersion));
         if (assemblies.Contains("Microsoft.ML.LightGbm")) packages.Add(("Microsoft.ML.LightGbm", MLVersion));
@@ -146,7 +155,7 @@ public static class ConsumptionCode
         project.AppendLine("</Project>");
         string projectPath = Path.Combine(directory, projectName + ".csproj");
         File.WriteAllText(projectPath, project.ToString());
-        File.WriteAllText(Path.Combine(directory, "Program.cs"), ProgramText(inputSchema, ns, packages.Any(p => p.Id == "MLNetDeep")));
+        File.WriteAllText(Path.Combine(directory, "Program.cs"), ProgramText(ns, separator, hasHeader, allowQuoting));
         if (packageSource is not null)
             File.WriteAllText(Path.Combine(directory, "NuGet.config"), $"""
                 <?xml version="1.0" encoding="utf-8"?>
@@ -160,13 +169,17 @@ public static class ConsumptionCode
     }
 
     /// <summary>The Microsoft.ML package version in use (its assemblies' informational version; their assembly version is 1.0.0.0).</summary>
-    private static string MLVersion =>
-        (typeof(MLContext).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
-            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "5.0.1").Split('+')[0];
+    private static string MLVersion => PackageVersion(typeof(MLContext).Assembly);
 
-    private static string ProgramText(DataViewSchema inputSchema, string ns, bool usesMLNetDeep) => $$"""
-        // Reads rows from a CSV file (header, comma-separated, the ModelInput columns in order) and prints one prediction
-        // per row; without a file, predicts a default row.
+    /// <summary>The package version of an assembly (its informational version without the source-revision suffix).</summary>
+    internal static string PackageVersion(System.Reflection.Assembly assembly) =>
+        (assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion
+            ?? assembly.GetName().Version?.ToString(3) ?? "0.1.0").Split('+')[0];
+
+    private static string ProgramText(string ns, char separator, bool hasHeader, bool allowQuoting) => $$"""
+        // Reads rows from a file ({{(hasHeader ? "header, " : "no header, ")}}{{SeparatorName(separator)}}-separated, the ModelInput columns in order) and prints one
+        // prediction per row; without a file, predicts a default row.
         //   dotnet run -- rows.csv
         using Microsoft.ML;
         using {{ns}};
@@ -177,7 +190,7 @@ public static class ConsumptionCode
             return;
         }
         var mlContext = new MLContext();
-        var rows = mlContext.Data.LoadFromTextFile<ConsumeModel.ModelInput>(args[0], separatorChar: ',', hasHeader: true, allowQuoting: true);
+        var rows = mlContext.Data.LoadFromTextFile<ConsumeModel.ModelInput>(args[0], separatorChar: {{CharLiteral(separator)}}, hasHeader: {{(hasHeader ? "true" : "false")}}, allowQuoting: {{(allowQuoting ? "true" : "false")}});
         foreach (var row in mlContext.Data.CreateEnumerable<ConsumeModel.ModelInput>(rows, reuseRowObject: false))
             Print(ConsumeModel.Predict(row));
 
@@ -194,6 +207,10 @@ public static class ConsumptionCode
             _ => value?.ToString() ?? "",
         };
         """;
+
+    private static string SeparatorName(char c) => c switch { '\t' => "tab", ',' => "comma", ';' => "semicolon", ' ' => "space", _ => "'" + c + "'" };
+
+    private static string CharLiteral(char c) => c switch { '\t' => "'\\t'", '\'' => "'\\''", '\\' => "'\\\\'", _ => "'" + c + "'" };
 
     private static void Property(StringBuilder sb, DataViewSchema.Column c, HashSet<string> used)
     {

@@ -189,12 +189,48 @@ public sealed class Experiment
     public ExperimentResult Run(IDataView data, CancellationToken cancellationToken = default)
     {
         if (data is null) throw new ArgumentNullException(nameof(data));
+        if (_o.Task == ExperimentTask.Forecasting)
+            throw new InvalidOperationException("A Forecasting experiment runs on windows cut from the series: call Run(ForecastWindows) (ForecastWindows.Create with a validation part).");
         if (_candidates.Count == 0) throw new InvalidOperationException("Add at least one candidate (AddCandidate) before Run.");
-        var watch = Stopwatch.StartNew();
-        using var total = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        if (_o.TotalTime is { } budget) total.CancelAfter(budget);
+        return RunCore(() => Splits(data), Evaluate, data.Schema, cancellationToken);
+    }
 
-        var splits = Splits(data);
+    /// <summary>
+    /// Runs a <see cref="ExperimentTask.Forecasting"/> experiment: every forecaster trains on
+    /// <see cref="ForecastWindows.Train"/> and is ranked on <see cref="ForecastWindows.Validation"/> by
+    /// <see cref="ForecastWindows.Evaluate"/> (series units; MASE by default), split by time, never shuffled. The test
+    /// part stays untouched for the final evaluation. No featurizer applies (the windows are the features).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The task is not Forecasting, or the windows have no validation part.</exception>
+    public ExperimentResult Run(ForecastWindows windows, CancellationToken cancellationToken = default)
+    {
+        if (windows is null) throw new ArgumentNullException(nameof(windows));
+        if (_o.Task != ExperimentTask.Forecasting)
+            throw new InvalidOperationException($"Run(ForecastWindows) is for Task = Forecasting; this experiment's Task is {_o.Task}.");
+        if (windows.Validation is null)
+            throw new InvalidOperationException("The windows have no validation part to rank forecasters on: set ForecastWindowOptions.ValidationCount or ValidationFraction.");
+        if (_o.Folds != 0) throw new ArgumentOutOfRangeException(nameof(ExperimentOptions.Folds), _o.Folds, "A Forecasting experiment validates on the windows' validation part (split by time); Folds must be 0.");
+        if (_featurizer is not null) throw new InvalidOperationException("A Forecasting experiment takes no featurizer: the windows are the features.");
+        if (_candidates.Count == 0) throw new InvalidOperationException("Add at least one candidate (AddCandidate) before Run.");
+        return RunCore(() => new List<Split> { new(new TransformerChain<ITransformer>(), windows.Train, windows.Validation) },
+            scored => ForecastMetricsOf(windows.Evaluate(scored)), windows.Train.Schema, cancellationToken);
+    }
+
+    private static Dictionary<string, double> ForecastMetricsOf(ForecastMetrics m) => new()
+    {
+        [nameof(ExperimentMetric.MeanAbsoluteScaledError)] = m.MeanAbsoluteScaledError,
+        [nameof(ExperimentMetric.SymmetricMeanAbsolutePercentageError)] = m.SymmetricMeanAbsolutePercentageError,
+        [nameof(ExperimentMetric.MeanAbsoluteError)] = m.MeanAbsoluteError,
+        [nameof(ExperimentMetric.RootMeanSquaredError)] = m.RootMeanSquaredError,
+    };
+
+    private ExperimentResult RunCore(Func<List<Split>> makeSplits, Func<IDataView, Dictionary<string, double>> evaluate, DataViewSchema inputSchema, CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        using var budget = _o.TotalTime is { } b ? new CancellationTokenSource(b, _o.TimeProvider) : new CancellationTokenSource();
+        using var total = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, budget.Token);
+
+        var splits = makeSplits();
         var featurizer = splits[0].Featurizer;
 
         var metric = _o.ResolvedMetric;
@@ -232,7 +268,7 @@ public sealed class Experiment
             else
             {
                 var rungs = new List<(int, double)>();
-                (result, model) = RunTrial(n, _candidates[c], values, splits, metric, halving, rungs, total.Token);
+                (result, model) = RunTrial(n, _candidates[c], values, splits, evaluate, metric, halving, rungs, total.Token);
                 store?.Append(TrialRecord.From(result, point, rungs));
             }
             tried[c]++;
@@ -244,7 +280,7 @@ public sealed class Experiment
                 bestScore = s2;
                 bestFromHistory = model is null;
                 bestModel = model is null ? null : featurizer.Append(model);
-                if (bestModel is not null && store is not null) store.SaveBestModel(_ml, bestModel, data.Schema);
+                if (bestModel is not null && store is not null) store.SaveBestModel(_ml, bestModel, inputSchema);
             }
             results.Add(result);
             ch.Info(FormattableString.Invariant($"MLNetDeep experiment: trial {n} {result.Trainer} {result.Status} {metric} {result.Metric:F4} ({result.TrainingSeconds:F1} s) {result.ParametersText}{(result.Message is null ? "" : " — " + result.Message)}"));
@@ -351,10 +387,10 @@ public sealed class Experiment
     }
 
     private (TrialResult Result, ITransformer? Model) RunTrial(int number, ExperimentCandidate candidate, IReadOnlyDictionary<string, object> values,
-        List<Split> splits, ExperimentMetric metric, SuccessiveHalving halving, List<(int Epoch, double Value)> rungs, CancellationToken total)
+        List<Split> splits, Func<IDataView, Dictionary<string, double>> evaluate, ExperimentMetric metric, SuccessiveHalving halving, List<(int Epoch, double Value)> rungs, CancellationToken total)
     {
-        using var trial = CancellationTokenSource.CreateLinkedTokenSource(total);
-        if (_o.TrialTime is { } t) trial.CancelAfter(t);
+        using var timer = _o.TrialTime is { } t ? new CancellationTokenSource(t, _o.TimeProvider) : new CancellationTokenSource();
+        using var trial = CancellationTokenSource.CreateLinkedTokenSource(total, timer.Token);
         int epochs = 0;
         bool pruned = false;
         PeakMemory.Reset();
@@ -396,7 +432,7 @@ public sealed class Experiment
                 var scored = _ml.Data.Cache(model.Transform(validation));
                 using (var cursor = scored.GetRowCursor(scored.Schema)) while (cursor.MoveNext()) scoredRows++;
                 scoreMilliseconds += scoreWatch.Elapsed.TotalMilliseconds;
-                foldMetrics.Add(Evaluate(scored));
+                foldMetrics.Add(evaluate(scored));
                 if (first)
                 {
                     firstModel = model;

@@ -9,12 +9,17 @@ public enum ExperimentTask
     MulticlassClassification,
     /// <summary>Float label; regression metrics.</summary>
     Regression,
+    /// <summary>
+    /// Windows of a series (<see cref="ForecastWindows"/>) and a forecaster's H-value score; forecast metrics in series
+    /// units on the windows' validation part (<see cref="Experiment.Run(ForecastWindows, CancellationToken)"/>).
+    /// </summary>
+    Forecasting,
 }
 
 /// <summary>The metric an experiment optimises (every metric of the task is reported).</summary>
 public enum ExperimentMetric
 {
-    /// <summary>The task's usual metric: accuracy (binary), micro-accuracy (multiclass), R² (regression).</summary>
+    /// <summary>The task's usual metric: accuracy (binary), micro-accuracy (multiclass), R² (regression), MASE (forecasting).</summary>
     Default,
     /// <summary>Binary accuracy.</summary>
     Accuracy,
@@ -30,10 +35,14 @@ public enum ExperimentMetric
     LogLoss,
     /// <summary>Regression R².</summary>
     RSquared,
-    /// <summary>Regression mean absolute error (lower is better).</summary>
+    /// <summary>Regression or forecast mean absolute error (lower is better).</summary>
     MeanAbsoluteError,
-    /// <summary>Regression root mean squared error (lower is better).</summary>
+    /// <summary>Regression or forecast root mean squared error (lower is better).</summary>
     RootMeanSquaredError,
+    /// <summary>Forecast mean absolute scaled error over every horizon (lower is better).</summary>
+    MeanAbsoluteScaledError,
+    /// <summary>Forecast symmetric mean absolute percentage error over every horizon (lower is better).</summary>
+    SymmetricMeanAbsolutePercentageError,
 }
 
 /// <summary>What became of a trial.</summary>
@@ -113,10 +122,17 @@ public sealed class ExperimentOptions
     /// <summary>Called after every trial with its result (a monitor). Default none.</summary>
     public Action<TrialResult>? TrialCallback { get; set; }
 
+    /// <summary>
+    /// The clock of <see cref="TotalTime"/> and <see cref="TrialTime"/> (their timers run on it). Default
+    /// <see cref="TimeProvider.System"/>; a test can pass a clock it advances itself.
+    /// </summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
     /// <summary>Throws naming the first invalid option.</summary>
     public void Validate()
     {
-        if (!Enum.IsDefined(Task)) throw new ArgumentOutOfRangeException(nameof(Task), Task, "Task must be BinaryClassification, MulticlassClassification or Regression.");
+        if (!Enum.IsDefined(Task)) throw new ArgumentOutOfRangeException(nameof(Task), Task, "Task must be BinaryClassification, MulticlassClassification, Regression or Forecasting.");
+        if (TimeProvider is null) throw new ArgumentNullException(nameof(TimeProvider), "TimeProvider must be set (TimeProvider.System by default).");
         if (string.IsNullOrWhiteSpace(LabelColumnName)) throw new ArgumentOutOfRangeException(nameof(LabelColumnName), "LabelColumnName must name a column.");
         if (MaximumTrials < 1) throw new ArgumentOutOfRangeException(nameof(MaximumTrials), MaximumTrials, "MaximumTrials must be at least 1.");
         if (TotalTime is { } t && t <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(TotalTime), t, "TotalTime must be positive.");
@@ -129,6 +145,7 @@ public sealed class ExperimentOptions
         {
             ExperimentTask.BinaryClassification => new[] { ExperimentMetric.Accuracy, ExperimentMetric.AreaUnderRocCurve, ExperimentMetric.F1Score, ExperimentMetric.LogLoss },
             ExperimentTask.MulticlassClassification => new[] { ExperimentMetric.MicroAccuracy, ExperimentMetric.MacroAccuracy, ExperimentMetric.LogLoss },
+            ExperimentTask.Forecasting => new[] { ExperimentMetric.MeanAbsoluteScaledError, ExperimentMetric.SymmetricMeanAbsolutePercentageError, ExperimentMetric.MeanAbsoluteError, ExperimentMetric.RootMeanSquaredError },
             _ => new[] { ExperimentMetric.RSquared, ExperimentMetric.MeanAbsoluteError, ExperimentMetric.RootMeanSquaredError },
         };
         if (Metric != ExperimentMetric.Default && !valid.Contains(Metric))
@@ -140,8 +157,10 @@ public sealed class ExperimentOptions
     {
         ExperimentTask.BinaryClassification => ExperimentMetric.Accuracy,
         ExperimentTask.MulticlassClassification => ExperimentMetric.MicroAccuracy,
+        ExperimentTask.Forecasting => ExperimentMetric.MeanAbsoluteScaledError,
         _ => ExperimentMetric.RSquared,
     };
 
-    internal static bool HigherIsBetter(ExperimentMetric m) => m is not (ExperimentMetric.LogLoss or ExperimentMetric.MeanAbsoluteError or ExperimentMetric.RootMeanSquaredError);
+    internal static bool HigherIsBetter(ExperimentMetric m) => m is not (ExperimentMetric.LogLoss or ExperimentMetric.MeanAbsoluteError
+        or ExperimentMetric.RootMeanSquaredError or ExperimentMetric.MeanAbsoluteScaledError or ExperimentMetric.SymmetricMeanAbsolutePercentageError);
 }
