@@ -26,7 +26,7 @@ namespace MLNetDeep.Tests;
 /// are not downloaded again and nothing is written to the user's cache.
 /// </remarks>
 [Trait("Category", "Package")]
-public sealed class PackageConsumerTests
+public sealed partial class PackageConsumerTests
 {
     private static readonly TimeSpan PackTimeout = TimeSpan.FromMinutes(10);
     private static readonly TimeSpan BuildTimeout = TimeSpan.FromMinutes(20);
@@ -340,7 +340,10 @@ public sealed class PackageConsumerTests
     private string Run(string step, string workingDirectory, TimeSpan timeout, params string[] args) =>
         RunFile("dotnet", step, workingDirectory, timeout, args);
 
-    private string RunFile(string fileName, string step, string workingDirectory, TimeSpan timeout, params string[] args)
+    private string RunFile(string fileName, string step, string workingDirectory, TimeSpan timeout, params string[] args) =>
+        RunFileExpecting(0, fileName, step, workingDirectory, timeout, args);
+
+    private string RunFileExpecting(int exitCode, string fileName, string step, string workingDirectory, TimeSpan timeout, params string[] args)
     {
         var psi = new ProcessStartInfo(fileName)
         {
@@ -382,7 +385,7 @@ public sealed class PackageConsumerTests
         string text;
         lock (output) text = output.ToString();
         _out.WriteLine($"{step}: `{command}` exited {process.ExitCode} in {watch.Elapsed.TotalSeconds:F1}s");
-        Assert.True(process.ExitCode == 0, $"{step}: `{command}` failed with exit code {process.ExitCode} (in {workingDirectory})\n{text}");
+        Assert.True(process.ExitCode == exitCode, $"{step}: `{command}` exited with code {process.ExitCode}, expected {exitCode} (in {workingDirectory})\n{text}");
         return text;
     }
 

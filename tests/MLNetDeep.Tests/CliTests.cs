@@ -1,0 +1,82 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text;
+using MLNetDeep.TestData;
+using Xunit;
+
+namespace MLNetDeep.Tests;
+
+/// <summary>The command-line tool from its build output (the packed tool is tested in <see cref="PackageConsumerTests"/>).</summary>
+public sealed class CliTests
+{
+    private static string Cli => typeof(CliTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "Cli").Value!;
+
+    private static string[] Args(string data, string output) => new[]
+    {
+        Cli, "classification", "--dataset", data, "--has-header", "false", "--label-col", "0", "--allow-quoting", "false", "--trainers", "MLP",
+        "--max-trials", "6", "--max-epochs", "3", "--threads", "1", "--train-time", "36000", "--output", output,
+    };
+
+    /// <summary>
+    /// The process is killed in the middle of trial 4 (a barrier: the tool waits after its first epoch, and the test
+    /// kills the whole process tree there); the same command run again replays the three recorded trials, trains the
+    /// rest, and ends with the leaderboard of an uninterrupted run with the same trial count (all but the timings).
+    /// </summary>
+    [Fact]
+    public void KilledInTheMiddleOfATrial_TheSameCommandResumes_ToTheUninterruptedLeaderboard()
+    {
+        Assert.True(File.Exists(Cli), "the tool is not built: " + Cli);
+        string work = TestUtil.TempDir();
+        string data = Path.Combine(work, "sms.tsv");
+        File.WriteAllLines(data, File.ReadLines(DataPaths.File("text/sms-spam.tsv")).Take(1000));
+        string whole = Path.Combine(work, "whole"), killed = Path.Combine(work, "killed");
+
+        TestUtil.RunDotnet(Args(data, whole), what: "uninterrupted run");
+
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in Args(data, killed)) psi.ArgumentList.Add(a);
+        psi.Environment["MLNETDEEP_CLI_TEST_PAUSE"] = "4:1";
+        var seen = new StringBuilder();
+        using (var p = Process.Start(psi)!)
+        {
+            var stderr = p.StandardError.ReadToEndAsync();
+            bool paused = false;
+            for (string? line; (line = p.StandardOutput.ReadLine()) is not null;)
+            {
+                seen.AppendLine(line);
+                if (line.StartsWith("PAUSED in trial 4 after epoch 1", StringComparison.Ordinal))
+                {
+                    paused = true;
+                    p.Kill(entireProcessTree: true);
+                    break;
+                }
+            }
+            Assert.True(p.WaitForExit(120_000), "the killed process did not end");
+            Assert.True(paused, $"the tool never reached the pause in trial 4:\n{seen}\n{stderr.Result}");
+        }
+        string trials = Path.Combine(killed, "experiment", "trials.jsonl");
+        Assert.Equal(3, File.ReadAllLines(trials).Length);
+        Assert.False(File.Exists(Path.Combine(killed, "model.zip")), "the killed run wrote a final model");
+
+        string resumed = TestUtil.RunDotnet(Args(data, killed), what: "resumed run");
+        Assert.Equal(6, File.ReadAllLines(trials).Length);
+        Assert.Equal(Comparable(Path.Combine(whole, "leaderboard.csv")), Comparable(Path.Combine(killed, "leaderboard.csv")));
+        Assert.True(File.Exists(Path.Combine(killed, "model.zip")), resumed);
+        try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+    }
+
+    /// <summary>The leaderboard without what depends on the machine's speed (training time, ms per row, peak memory).</summary>
+    private static List<string> Comparable(string csv)
+    {
+        var lines = File.ReadAllLines(csv);
+        var header = lines[0].Split(',');
+        var drop = new[] { "training_seconds", "prediction_ms_per_row", "peak_memory_mib" }.Select(c => Array.IndexOf(header, c)).ToHashSet();
+        Assert.DoesNotContain(-1, drop);
+        // The hyperparameters and message columns are last and may be quoted; the dropped ones come before them.
+        return lines.Select(l =>
+        {
+            var cells = l.Split(',');
+            return string.Join(",", cells.Where((_, i) => !drop.Contains(i)));
+        }).ToList();
+    }
+}
