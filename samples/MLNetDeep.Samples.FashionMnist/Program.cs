@@ -7,6 +7,8 @@
 //       [--epochs N] [--train-rows N] [--skip-baselines] [--output DIR]
 //       [--blocks 2,2,2] [--width 16] [--augmentation none|standard|strong]   (ResNet depth/width, augmentation)
 //       [--learning-rate X] [--batch-size N] [--weight-decay X] [--label-smoothing X] [--validation-fraction X]
+//   ... -- --export-images DIR [--train-rows N]: writes the first N training images and the 10 000 test images as
+//       PNG files, DIR/train/<class>/ and DIR/test/<class>/ (the folder layout `mlnetdeep image-classification` reads).
 //
 // Data: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist; `apt-get install dataset-fashion-mnist`).
 using System.Diagnostics;
@@ -31,6 +33,7 @@ int[]? blocks = null;
 int? width = null;
 string? augmentation = null;
 bool skipBaselines = false;
+string? exportImages = null;
 for (int i = 0; i < args.Length; i++)
 {
     string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -41,6 +44,7 @@ for (int i = 0; i < args.Length; i++)
         case "--train-rows": trainRows = int.Parse(Value(), CultureInfo.InvariantCulture); break;
         case "--output": output = Path.GetFullPath(Value()); break;
         case "--skip-baselines": skipBaselines = true; break;
+        case "--export-images": exportImages = Path.GetFullPath(Value()); break;
         // Tuning knobs (defaults per preset below).
         case "--learning-rate": learningRate = double.Parse(Value(), CultureInfo.InvariantCulture); break;
         case "--batch-size": batchSize = int.Parse(Value(), CultureInfo.InvariantCulture); break;
@@ -60,6 +64,14 @@ for (int i = 0; i < args.Length; i++)
     }
 }
 if (epochs <= 0 || trainRows <= 0) { Console.Error.WriteLine("--epochs and --train-rows must be positive."); return 2; }
+if (exportImages is not null)
+{
+    var context = new MLContext(seed: 1);
+    int written = ExportPng(context, FashionMnist.Train(context, trainRows), Path.Combine(exportImages, "train"))
+        + ExportPng(context, FashionMnist.Test(context), Path.Combine(exportImages, "test"));
+    Console.WriteLine($"Wrote {written} PNG images under {exportImages} (train: the first {trainRows} training images; test: all 10 000 test images).");
+    return 0;
+}
 
 // Preset: the layer stack, its peak learning rate for the one-cycle schedule, and its augmentation (null = none
 // for these presets; ImageAugmentation.Standard, random flips and 2-pixel shifts, is also the library's default for ResNets).
@@ -180,6 +192,33 @@ DeepPlots.SaveTrainingCurves(history, curves, $"Fashion-MNIST, CNN '{preset}' ({
 DeepPlots.SaveConfusionMatrix(cnnMetrics.ConfusionMatrix, confusion, FashionMnist.ClassNames, $"CNN '{preset}' on the Fashion-MNIST test images");
 Console.WriteLine($"Wrote {curves} and {confusion}");
 return 0;
+
+// One 8-bit grey PNG per image, in a folder per class ('/' in a class name becomes '-').
+static int ExportPng(MLContext ml, IDataView images, string folder)
+{
+    var names = default(VBuffer<ReadOnlyMemory<char>>);
+    images.Schema["Label"].GetKeyValues(ref names);
+    var classes = names.DenseValues().Select(n => n.ToString().Replace('/', '-')).ToArray();
+    int n = 0;
+    using var cursor = images.GetRowCursor(images.Schema);
+    var pixels = cursor.GetGetter<VBuffer<float>>(images.Schema["Features"]);
+    var label = cursor.GetGetter<uint>(images.Schema["Label"]);
+    var buffer = default(VBuffer<float>);
+    uint key = 0;
+    while (cursor.MoveNext())
+    {
+        pixels(ref buffer);
+        label(ref key);
+        string dir = Path.Combine(folder, classes[key - 1]);
+        Directory.CreateDirectory(dir);
+        using var bitmap = new SkiaSharp.SKBitmap(new SkiaSharp.SKImageInfo(28, 28, SkiaSharp.SKColorType.Gray8, SkiaSharp.SKAlphaType.Opaque));
+        var bytes = buffer.DenseValues().Select(v => (byte)Math.Clamp(Math.Round(v * 255), 0, 255)).ToArray();
+        System.Runtime.InteropServices.Marshal.Copy(bytes, 0, bitmap.GetPixels(), bytes.Length);
+        using var data = bitmap.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100);
+        File.WriteAllBytes(Path.Combine(dir, $"{n++:D5}.png"), data.ToArray());
+    }
+    return n;
+}
 
 sealed class LabelOnly { public uint Label { get; set; } }
 

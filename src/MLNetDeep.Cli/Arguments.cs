@@ -12,7 +12,7 @@ public sealed class UsageException(string message) : Exception(message);
 public sealed class Arguments
 {
     /// <summary>Options that take no value.</summary>
-    public static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "overwrite", "no-pruning", "help", "verbose" };
+    public static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "overwrite", "no-pruning", "no-refit", "help", "verbose" };
 
     private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
     private readonly HashSet<string> _read = new(StringComparer.Ordinal);

@@ -61,6 +61,8 @@ public static class Commands
           --name <name>              the consumption project's name (default MLModel)
           --package-source <folder>  a NuGet folder written into the project's NuGet.config (e.g. the repository's nuget/)
           --overwrite                start the experiment afresh instead of continuing the one in --output
+          --no-refit                 keep the best trial's model as trained (default: its configuration is trained
+                                     again on all the training data, validation part included, before it is saved)
           --verbose                  print every epoch of the deep trials
           --threads <n>              CPU threads of the deep trainers (default: the engine's; 1 makes runs repeat bit for bit)
 
@@ -96,6 +98,7 @@ public static class Commands
         public required bool Overwrite { get; init; }
         public required int Seed { get; init; }
         public required int? Threads { get; init; }
+        public required bool Refit { get; init; }
 
         public static Common Read(Arguments a, ExperimentTask task)
         {
@@ -135,6 +138,7 @@ public static class Commands
                 PackageSource = a.Get("package-source") is { } ps ? Path.GetFullPath(ps) : null, Trainers = a.List("trainers"),
                 Verbose = a.Flag("verbose"), Overwrite = a.Flag("overwrite"), Seed = seed,
                 Threads = a.Get("threads") is null ? null : a.Int("threads", 1, 1, 1024),
+                Refit = !a.Flag("no-refit"),
             };
         }
 
@@ -485,14 +489,24 @@ public static class Commands
         var report = Report(common, o, result, epochs);
         if (result.BestModel is null) return Finish(common, o, report, 1);
 
+        var best = result.BestModel;
+        string trainedOn = "the experiment's training part";
+        if (common.Refit && !stop.IsCancellationRequested)
+        {
+            // As Model Builder does: the winning configuration trained again on all the training data (validation part included).
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            best = experiment.Refit(result.BestTrial!, train, stop);
+            trainedOn = FormattableString.Invariant($"all the training data, refitted in {watch.Elapsed.TotalSeconds:F1} s");
+            o.WriteLine($"Best configuration (trial {result.BestTrial!.Number}, {result.BestTrial.Trainer}) trained again on {trainedOn}.");
+        }
         if (test is not null)
         {
-            var metrics = Evaluate(ml, common.Options.Task, result.BestModel.Transform(test));
+            var metrics = Evaluate(ml, common.Options.Task, best.Transform(test));
             string line = string.Join(", ", metrics.Select(m => FormattableString.Invariant($"{m.Key} {m.Value:F4}")));
             o.WriteLine($"Held-out test data, best model ({result.BestTrial!.Trainer}): {line}");
-            report.AppendLine("## Held-out test data").AppendLine().AppendLine($"Best model ({result.BestTrial!.Trainer}, trained on the experiment's training part): {line}").AppendLine();
+            report.AppendLine("## Held-out test data").AppendLine().AppendLine($"Best model ({result.BestTrial!.Trainer}, trained on {trainedOn}): {line}").AppendLine();
         }
-        var model = finish(result.BestModel, train);
+        var model = finish(best, train);
         string modelPath = Path.Combine(common.Output, "model.zip");
         ml.Model.Save(model, train.Schema, modelPath);
         WriteProject(common, o, report, model, train.Schema, modelPath, consumption);

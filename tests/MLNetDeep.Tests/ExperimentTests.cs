@@ -334,6 +334,32 @@ public sealed class ExperimentTests
     }
 
     [Fact]
+    public void Refit_TrainsTheBestConfigurationAgainOnAllTheData_ForTheEpochsItRan()
+    {
+        var ml = new MLContext(seed: 1);
+        var split = ml.Data.TrainTestSplit(TestUtil.BikeTrainSubset(ml, 3000), 0.3, seed: 1);
+        var (data, test) = (split.TrainSet, split.TestSet);
+        var experiment = Bike(ml, new ExperimentOptions { Task = ExperimentTask.Regression, MaximumTrials = 4, Seed = 2 }, Mlp(6), Sdca());
+        var result = experiment.Run(data);
+        var deep = result.Trials.First(t => t.Trainer == "MLNetDeep MLP" && t.Status == TrialStatus.Finished);
+        var refit = experiment.Refit(deep, data);
+        var parameters = DeepModelParameters.Find(refit)!;
+        Assert.Equal(deep.Epochs, parameters.History.Count);
+        Assert.All(parameters.History, h => Assert.Null(h.ValidationMetric)); // no validation part left: every row trains
+        double r2 = ml.Regression.Evaluate(refit.Transform(test)).RSquared;
+        var classic = experiment.Refit(result.Trials.First(t => t.Trainer == "SdcaRegression"), data);
+        double classicR2 = ml.Regression.Evaluate(classic.Transform(test)).RSquared;
+        _out.WriteLine(result.ToTable());
+        _out.WriteLine($"held-out R²: refitted MLP {r2}, refitted SDCA {classicR2}, best trial's model {ml.Regression.Evaluate(result.BestModel!.Transform(test)).RSquared}");
+        Assert.True(r2 > 0.1, $"the refitted MLP's held-out R² is {r2}");
+        Assert.True(classicR2 > 0.1, $"the refitted SDCA's held-out R² is {classicR2}");
+        var unfinished = new TrialResult { Number = 99, Trainer = "MLNetDeep MLP", Parameters = deep.Parameters, Status = TrialStatus.Pruned };
+        Assert.Contains("only a finished trial", Assert.Throws<ArgumentException>(() => experiment.Refit(unfinished, data)).Message);
+        var stranger = new TrialResult { Number = 98, Trainer = "Nobody", Parameters = deep.Parameters, Status = TrialStatus.Finished };
+        Assert.Contains("not a candidate", Assert.Throws<ArgumentException>(() => experiment.Refit(stranger, data)).Message);
+    }
+
+    [Fact]
     public void MLNetDeepOptions_CarrySearchRanges()
     {
         var mlp = SearchSpace.FromOptions<MlpRegressionTrainer.Options>();

@@ -290,6 +290,29 @@ public sealed class Experiment
         return new ExperimentResult(metric, results, bestModel, watch.Elapsed.TotalSeconds);
     }
 
+    /// <summary>
+    /// Trains a finished trial's configuration again on <paramref name="data"/> — typically all the training data, the
+    /// validation part included, as Model Builder does before it writes the model: the featurizer refitted, the
+    /// trial's trainer with its searched values, a deep trainer for exactly the epochs the trial ran (there is no
+    /// validation part left to stop on). Returns featurizer + trained trainer.
+    /// </summary>
+    /// <exception cref="ArgumentException">The trial did not finish, or is not one of this experiment's candidates.</exception>
+    public ITransformer Refit(TrialResult trial, IDataView data, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(trial);
+        ArgumentNullException.ThrowIfNull(data);
+        if (trial.Status != TrialStatus.Finished) throw new ArgumentException($"Trial {trial.Number} is {trial.Status}; only a finished trial can be refitted.", nameof(trial));
+        var candidate = _candidates.FirstOrDefault(c => c.Name == trial.Trainer)
+            ?? throw new ArgumentException($"Trial {trial.Number}'s trainer '{trial.Trainer}' is not a candidate of this experiment.", nameof(trial));
+        var featurizer = (_featurizer ?? new EmptyEstimator()).Fit(data);
+        var featurized = _ml.Data.Cache(featurizer.Transform(data));
+        var ml = new MLContext(seed: _o.Seed + trial.Number);
+        using var stop = cancellationToken.Register(() => ml.CancelExecution());
+        var hooks = new TrialHooks { Validation = null, Token = cancellationToken, OnEpoch = _ => { }, Epochs = trial.Epochs };
+        var model = candidate.Build(ml, trial.Parameters, hooks).Fit(featurized);
+        return featurizer.Append(model);
+    }
+
     /// <summary>What the experiment is, for the directory's check on resume: everything that changes the trials.</summary>
     private string Describe() => string.Join("\n", new[]
     {

@@ -70,14 +70,22 @@ public sealed class ExperimentCandidate
 /// <summary>What a trial gives a deep trainer: the validation split, its cancellation and the per-epoch report.</summary>
 internal sealed class TrialHooks
 {
-    public required IDataView Validation { get; init; }
+    /// <summary>The validation split, or null when refitting on all the data (no early stopping then).</summary>
+    public required IDataView? Validation { get; init; }
     public required CancellationToken Token { get; init; }
     public required Action<EpochMetrics> OnEpoch { get; init; }
+    /// <summary>When refitting: the epochs the trial ran (its deep trainer trains exactly that many).</summary>
+    public int? Epochs { get; init; }
 
     public void Wire(DeepTrainerOptions o)
     {
         o.ValidationData = Validation;
         o.ValidationFraction = 0;
+        if (Epochs is int epochs)
+        {
+            o.NumberOfEpochs = epochs;
+            o.EarlyStoppingPatience = 0;
+        }
         o.CancellationToken = Token;
         var user = o.EpochCallback;
         o.EpochCallback = e =>
