@@ -261,12 +261,15 @@ public static class Commands
             candidates.Add(DeepCandidates.Transformer(task, epochs, configure: common.Configure(o)));
         }
         candidates.AddRange(ClassicCandidates.For(task));
-        var finish = task == ExperimentTask.MulticlassClassification
-            ? (Func<ITransformer, IDataView, ITransformer>)((model, d) => new TransformerChain<ITransformer>(model, ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(model.Transform(d))))
-            : (model, _) => model;
+        var finish = LabelsBack(ml, task);
         return RunAndWrite(ml, common, o, featurizer, common.Filter(candidates), train, test, finish,
             new Consumption(data.Separator, data.HasHeader, data.AllowQuoting), epochs, stop);
     }
+
+    /// <summary>For multiclass, the predicted key mapped back to the label's value (what Model Builder's ModelOutput holds).</summary>
+    private static Func<ITransformer, IDataView, ITransformer> LabelsBack(MLContext ml, ExperimentTask task) => task == ExperimentTask.MulticlassClassification
+        ? (model, d) => new TransformerChain<ITransformer>(model, ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(model.Transform(d)))
+        : (model, _) => model;
 
     /// <summary>How the consumption project reads rows.</summary>
     private sealed record Consumption(char Separator, bool HasHeader, bool AllowQuoting);
@@ -323,17 +326,15 @@ public static class Commands
         var configure = common.Configure(o);
         var candidates = new List<ExperimentCandidate>
         {
-            DeepCandidates.Cnn(task, epochs, architecture: CnnArchitecture.SmallCnn(), configure: configure),
-            DeepCandidates.Cnn(task, epochs, architecture: CnnArchitecture.LeNet5(), configure: configure),
-            DeepCandidates.Cnn(task, epochs, architecture: CnnArchitecture.ResNet(new[] { 1, 1, 1 }, width: 16), configure: configure),
+            DeepCandidates.Cnn(task, epochs, architecture: CnnArchitecture.SmallCnn(), configure: configure, name: "MLNetDeep CNN SmallCnn"),
+            DeepCandidates.Cnn(task, epochs, architecture: CnnArchitecture.LeNet5(), configure: configure, name: "MLNetDeep CNN LeNet-5"),
+            DeepCandidates.Cnn(task, epochs, architecture: CnnArchitecture.ResNet(new[] { 1, 1, 1 }, width: 16), configure: configure, name: "MLNetDeep CNN ResNet-8"),
             DeepCandidates.Mlp(task, epochs, configure: configure),
         };
         candidates.AddRange(task == ExperimentTask.BinaryClassification
             ? ClassicCandidates.Binary().Where(c => c.Name is "LightGbm" or "SdcaLogisticRegression")
             : ClassicCandidates.Multiclass().Where(c => c.Name is "LightGbmMulti" or "SdcaMaximumEntropy"));
-        var finish = task == ExperimentTask.MulticlassClassification
-            ? (Func<ITransformer, IDataView, ITransformer>)((model, d) => new TransformerChain<ITransformer>(model, ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(model.Transform(d))))
-            : (model, _) => model;
+        var finish = LabelsBack(ml, task);
         return RunAndWrite(ml, common, o, featurizer, common.Filter(candidates), train, test, finish, new Consumption(',', true, true), epochs, stop);
     }
 
@@ -501,7 +502,7 @@ public static class Commands
         }
         if (test is not null)
         {
-            var metrics = Evaluate(ml, common.Options.Task, best.Transform(test));
+            var metrics = Experiment.Evaluate(ml, common.Options.Task, best.Transform(test));
             string line = string.Join(", ", metrics.Select(m => FormattableString.Invariant($"{m.Key} {m.Value:F4}")));
             o.WriteLine($"Held-out test data, best model ({result.BestTrial!.Trainer}): {line}");
             report.AppendLine("## Held-out test data").AppendLine().AppendLine($"Best model ({result.BestTrial!.Trainer}, trained on {trainedOn}): {line}").AppendLine();
@@ -511,22 +512,6 @@ public static class Commands
         ml.Model.Save(model, train.Schema, modelPath);
         WriteProject(common, o, report, model, train.Schema, modelPath, consumption);
         return Finish(common, o, report, 0);
-    }
-
-    private static Dictionary<string, double> Evaluate(MLContext ml, ExperimentTask task, IDataView scored)
-    {
-        switch (task)
-        {
-            case ExperimentTask.BinaryClassification:
-                var b = scored.Schema.GetColumnOrNull("Probability") is not null ? ml.BinaryClassification.Evaluate(scored) : ml.BinaryClassification.EvaluateNonCalibrated(scored);
-                return new() { ["Accuracy"] = b.Accuracy, ["AreaUnderRocCurve"] = b.AreaUnderRocCurve, ["F1Score"] = b.F1Score };
-            case ExperimentTask.MulticlassClassification:
-                var m = ml.MulticlassClassification.Evaluate(scored);
-                return new() { ["MicroAccuracy"] = m.MicroAccuracy, ["MacroAccuracy"] = m.MacroAccuracy, ["LogLoss"] = m.LogLoss };
-            default:
-                var r = ml.Regression.Evaluate(scored);
-                return new() { ["RSquared"] = r.RSquared, ["MeanAbsoluteError"] = r.MeanAbsoluteError, ["RootMeanSquaredError"] = r.RootMeanSquaredError };
-        }
     }
 
     /// <summary>Prints the leaderboard, writes it (CSV, Markdown, PNG) and starts summary.md.</summary>

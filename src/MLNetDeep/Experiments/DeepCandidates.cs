@@ -82,8 +82,12 @@ public static class DeepCandidates
         };
     }
 
-    /// <summary>A convolutional network (classification only) with the given architecture (default SmallCnn).</summary>
-    public static ExperimentCandidate Cnn(ExperimentTask task, int epochs = 10, string featureColumnName = "Features", string labelColumnName = "Label", CnnArchitecture? architecture = null, Action<DeepTrainerOptions>? configure = null)
+    /// <summary>
+    /// A convolutional network (classification only) with the given architecture (default SmallCnn), named
+    /// <paramref name="name"/> in the leaderboard (default "MLNetDeep CNN (architecture)").
+    /// </summary>
+    public static ExperimentCandidate Cnn(ExperimentTask task, int epochs = 10, string featureColumnName = "Features", string labelColumnName = "Label", CnnArchitecture? architecture = null, Action<DeepTrainerOptions>? configure = null,
+        string? name = null)
     {
         T Set<T>(T o) where T : CnnOptions
         {
@@ -94,7 +98,7 @@ public static class DeepCandidates
             configure?.Invoke(o);
             return o;
         }
-        string name = $"MLNetDeep CNN ({(architecture ?? CnnArchitecture.SmallCnn()).Name})";
+        name ??= $"MLNetDeep CNN ({(architecture ?? CnnArchitecture.SmallCnn()).Name})";
         return task switch
         {
             ExperimentTask.BinaryClassification => ExperimentCandidate.Create(name, () => Set(new CnnBinaryTrainer.Options()), (ml, o) => ml.BinaryClassification.Trainers.Cnn(o)),

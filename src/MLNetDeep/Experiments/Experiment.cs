@@ -496,15 +496,24 @@ public sealed class Experiment
         PeakMemoryMegabytes = PeakMemory.Megabytes(), Epochs = candidate.IsDeep ? epochs : null, Message = message,
     };
 
-    private Dictionary<string, double> Evaluate(IDataView scored)
+    private Dictionary<string, double> Evaluate(IDataView scored) => Evaluate(_ml, _o.Task, scored, _o.LabelColumnName);
+
+    /// <summary>
+    /// Every metric an experiment reports for <paramref name="task"/>, by <see cref="ExperimentMetric"/> name, from
+    /// ML.NET's evaluators (e.g. to evaluate a refitted model on held-out data the way the leaderboard does). Not for
+    /// forecasting (use <see cref="ForecastWindows.Evaluate"/>).
+    /// </summary>
+    public static Dictionary<string, double> Evaluate(MLContext mlContext, ExperimentTask task, IDataView scored, string labelColumnName = "Label")
     {
-        string label = _o.LabelColumnName;
-        switch (_o.Task)
+        ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentNullException.ThrowIfNull(scored);
+        string label = labelColumnName;
+        switch (task)
         {
             case ExperimentTask.BinaryClassification:
             {
                 var hasProbability = scored.Schema.GetColumnOrNull("Probability") is not null;
-                var m = hasProbability ? _ml.BinaryClassification.Evaluate(scored, label) : _ml.BinaryClassification.EvaluateNonCalibrated(scored, label);
+                var m = hasProbability ? mlContext.BinaryClassification.Evaluate(scored, label) : mlContext.BinaryClassification.EvaluateNonCalibrated(scored, label);
                 var d = new Dictionary<string, double>
                 {
                     [nameof(ExperimentMetric.Accuracy)] = m.Accuracy, [nameof(ExperimentMetric.AreaUnderRocCurve)] = m.AreaUnderRocCurve,
@@ -515,16 +524,18 @@ public sealed class Experiment
             }
             case ExperimentTask.MulticlassClassification:
             {
-                var m = _ml.MulticlassClassification.Evaluate(scored, label);
+                var m = mlContext.MulticlassClassification.Evaluate(scored, label);
                 return new Dictionary<string, double>
                 {
                     [nameof(ExperimentMetric.MicroAccuracy)] = m.MicroAccuracy, [nameof(ExperimentMetric.MacroAccuracy)] = m.MacroAccuracy,
                     [nameof(ExperimentMetric.LogLoss)] = m.LogLoss,
                 };
             }
+            case ExperimentTask.Forecasting:
+                throw new ArgumentOutOfRangeException(nameof(task), task, "Forecasts are evaluated by ForecastWindows.Evaluate (series units, MASE).");
             default:
             {
-                var m = _ml.Regression.Evaluate(scored, label);
+                var m = mlContext.Regression.Evaluate(scored, label);
                 return new Dictionary<string, double>
                 {
                     [nameof(ExperimentMetric.RSquared)] = m.RSquared, [nameof(ExperimentMetric.MeanAbsoluteError)] = m.MeanAbsoluteError,
