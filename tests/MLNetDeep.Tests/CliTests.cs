@@ -65,6 +65,55 @@ public sealed class CliTests
         try { Directory.Delete(work, recursive: true); } catch (IOException) { }
     }
 
+    [Fact]
+    public void ImageClassification_FromALabelFile_TrainsACnn_AndWritesAConsumptionProjectOverImagePaths()
+    {
+        string output = Path.Combine(TestUtil.TempDir(), "images");
+        string text = TestUtil.RunDotnet(new[]
+        {
+            Cli, "image-classification", "--dataset", DataPaths.File("images/tags.tsv"), "--test-dataset", DataPaths.File("images/test-tags.tsv"),
+            "--image-size", "32", "--trainers", "LeNet,SdcaMaximumEntropy", "--max-trials", "2", "--max-epochs", "2", "--train-time", "36000", "--output", output,
+        }, what: "mlnetdeep image-classification");
+        Assert.Contains("8 images, 3 labels ('appliance', 'food', 'toy'), read as RGB 32×32", text);
+        var board = File.ReadAllLines(Path.Combine(output, "leaderboard.csv")).Skip(1).ToList();
+        Assert.Equal(2, board.Count);
+        Assert.Contains(board, l => l.Contains(",MLNetDeep CNN LeNet-5,Finished,", StringComparison.Ordinal));
+        Assert.Contains(board, l => l.Contains(",SdcaMaximumEntropy,Finished,", StringComparison.Ordinal));
+        Assert.Matches(@"Held-out test data, best model \([^)]+\): MicroAccuracy [0-9.]+", text);
+        string code = File.ReadAllText(Path.Combine(output, "MLModel.ConsoleApp", "ConsumeModel.cs"));
+        Assert.Contains("public string ImagePath { get; set; }", code);
+        Assert.Contains("public string PredictedLabel { get; set; }", code); // the class name, mapped back from the key
+        Assert.Contains("PredictAllLabels", code);
+    }
+
+    [Fact]
+    public void TextClassification_AddsSequenceModelsOnTheWordKeys_AndBadOptionsNameThemselves()
+    {
+        string work = TestUtil.TempDir();
+        string data = Path.Combine(work, "sms.tsv");
+        File.WriteAllLines(data, File.ReadLines(DataPaths.File("text/sms-spam.tsv")).Take(600));
+        string output = Path.Combine(work, "text");
+        string text = TestUtil.RunDotnet(new[]
+        {
+            Cli, "text-classification", "--dataset", data, "--has-header", "false", "--label-col", "0", "--allow-quoting", "false",
+            "--trainers", "GRU,Transformer", "--max-trials", "2", "--max-epochs", "1", "--no-refit", "--train-time", "36000", "--output", output,
+        }, what: "mlnetdeep text-classification");
+        var board = File.ReadAllLines(Path.Combine(output, "leaderboard.csv")).Skip(1).ToList();
+        Assert.Equal(2, board.Count);
+        Assert.Contains(board, l => l.Contains(",MLNetDeep GRU,Finished,", StringComparison.Ordinal));
+        Assert.Contains(board, l => l.Contains(",MLNetDeep Transformer,Finished,", StringComparison.Ordinal));
+        Assert.Contains("1 col1                     text", text);
+
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { Cli, "text-classification", "--dataset", data, "--has-header", "false", "--label-col", "0", "--epochs", "3" }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string stderr = p.StandardError.ReadToEnd();
+        p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(60_000));
+        Assert.Equal(2, p.ExitCode);
+        Assert.Contains("The text-classification command has no option --epochs.", stderr);
+    }
+
     /// <summary>The leaderboard without what depends on the machine's speed (training time, ms per row, peak memory).</summary>
     private static List<string> Comparable(string csv)
     {
