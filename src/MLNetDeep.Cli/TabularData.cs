@@ -114,7 +114,7 @@ public sealed class TabularData
 
     /// <summary>
     /// The shared featurization: numbers (missing → mean, standardized), categories one-hot, text n-grams (word 1–2,
-    /// character 3, as the README's SMS pipeline), all concatenated into <c>Features</c>; with
+    /// character 3, those seen in at least 3 rows, as the README's SMS pipeline), all concatenated into <c>Features</c>; with
     /// <paramref name="tokens"/>, also word keys of the longest text column in <c>Tokens</c> for the recurrent and
     /// Transformer models.
     /// </summary>
@@ -141,7 +141,9 @@ public sealed class TabularData
             {
                 WordFeatureExtractor = new WordBagEstimator.Options { NgramLength = 2 },
                 CharFeatureExtractor = new WordBagEstimator.Options { NgramLength = 3, UseAllLengths = false },
-            }, c.Name));
+            }, c.Name))
+                // n-grams seen in fewer than 3 rows dropped: a third of the slots on SMS, and the network's first layer with them.
+                .Append(ml.Transforms.FeatureSelection.SelectFeaturesBasedOnCount("MLNetDeep.Text." + c.Name, count: 3));
             parts.Add("MLNetDeep.Text." + c.Name);
         }
         if (parts.Count == 0) throw new UsageException("The data has no feature columns left (every column is the label or ignored).");
