@@ -124,6 +124,34 @@ public sealed class ExperimentTests
     }
 
     [Fact]
+    public void ACancellationReportedAsAnAggregateException_IsAStoppedTrial_NotAFailedOne()
+    {
+        // FastTree reports a cancellation from its threads as an AggregateException of OperationCanceledExceptions.
+        var ml = new MLContext(seed: 1);
+        using var cts = new CancellationTokenSource();
+        var o = new ExperimentOptions { Task = ExperimentTask.Regression, MaximumTrials = 3 };
+        var result = Bike(ml, o, Sdca(), ExperimentCandidate.Fixed("threaded", _ => new ThrowsOnFit(() =>
+        {
+            cts.Cancel();
+            throw new AggregateException(new OperationCanceledException(), new OperationCanceledException());
+        }))).Run(TestUtil.BikeTrainSubset(ml, 500), cts.Token);
+        Assert.Equal(2, result.Trials.Count);
+        Assert.Equal(TrialStatus.Stopped, result.Trials[1].Status);
+        Assert.Contains("cancellation", result.Trials[1].Message);
+    }
+
+    private sealed class ThrowsOnFit(Action fit) : IEstimator<ITransformer>
+    {
+        public ITransformer Fit(IDataView input)
+        {
+            fit();
+            throw new InvalidOperationException("unreachable");
+        }
+
+        public SchemaShape GetOutputSchema(SchemaShape inputSchema) => inputSchema;
+    }
+
+    [Fact]
     public void TheTrialBudget_StopsEachTrial_AndTheExperimentGoesOn()
     {
         var clock = new ManualClock();

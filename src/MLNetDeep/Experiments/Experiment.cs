@@ -476,7 +476,7 @@ public sealed class Experiment
                 PeakMemoryMegabytes = PeakMemory.Megabytes(), ParameterCount = parameters, Epochs = deepEpochs,
             }, firstModel);
         }
-        catch (OperationCanceledException) when (trial.IsCancellationRequested)
+        catch (Exception e) when (trial.IsCancellationRequested && IsCancellation(e))
         {
             string why = pruned ? $"pruned after epoch {epochs} (successive halving)"
                 : total.IsCancellationRequested ? "the experiment's time budget or cancellation stopped it"
@@ -489,6 +489,18 @@ public sealed class Experiment
             return (Unfinished(number, candidate, values, TrialStatus.Failed, watch, candidate.IsDeep ? epochs : null, $"{inner.GetType().Name}: {inner.Message}"), null);
         }
     }
+
+    /// <summary>
+    /// A cancellation, also as ML.NET's multi-threaded trainers report it (FastTree: an AggregateException of one
+    /// OperationCanceledException per thread) or wrapped by reflection.
+    /// </summary>
+    private static bool IsCancellation(Exception? e) => e switch
+    {
+        OperationCanceledException => true,
+        AggregateException a => a.Flatten().InnerExceptions.Count > 0 && a.Flatten().InnerExceptions.All(IsCancellation),
+        System.Reflection.TargetInvocationException { InnerException: var inner } => IsCancellation(inner),
+        _ => false,
+    };
 
     private static TrialResult Unfinished(int number, ExperimentCandidate candidate, IReadOnlyDictionary<string, object> values, TrialStatus status, Stopwatch watch, int? epochs, string message) => new()
     {
