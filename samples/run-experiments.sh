@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 10's show-it runs with the mlnetdeep command-line tool, one after another (about 70 minutes on 2 cores):
 #   bike-hour regression (10 min budget, evaluated on the test file), SMS spam (12 min, 5-fold cross-validation,
-#   held-out 20 %), GitHub issues (10 min each optimising micro- and then macro-accuracy, held-out 20 %), and a Fashion-MNIST subset (20 min: the first 6 000 training images as PNG folders, tested
-#   on all 10 000 test images) beside the README's hand-set SmallCnn trained on the same 6 000 images.
+#   held-out 20 %), GitHub issues (10 min each optimising micro- and then macro-accuracy, held-out 20 %), and a
+#   Fashion-MNIST subset (20 min: the first 6 000 training images as PNG folders, tested on all 10 000 test images)
+#   beside the README's hand-set SmallCnn trained on the same 6 000 images.
 # Every experiment writes its leaderboard, summary, model and consumption project under the output folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
