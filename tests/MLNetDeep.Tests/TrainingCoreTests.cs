@@ -236,8 +236,10 @@ public sealed class TrainingCoreTests
         Assert.Contains("FallbackToCpu", e.Message);
     }
 
-    [Fact]
-    public void ShowProgress_DrawsABarAndALinePerEpoch_AndNumberOfThreadsIsApplied()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ShowProgress_DrawsABarOnATerminal_OneLinePerEpochInALog_AndNumberOfThreadsIsApplied(bool terminal)
     {
         var ml = new MLContext(seed: 1);
         var o = Small(2);
@@ -246,6 +248,8 @@ public sealed class TrainingCoreTests
         int threadsBefore = TorchSharp.torch.get_num_threads();
         var captured = new StringWriter();
         var stderr = Console.Error;
+        bool redraw = ConsoleProgress.Redraw;
+        ConsoleProgress.Redraw = terminal; // what a terminal / a redirected log gives (Console.IsErrorRedirected)
         Console.SetError(captured);
         try
         {
@@ -255,12 +259,18 @@ public sealed class TrainingCoreTests
         finally
         {
             Console.SetError(stderr);
+            ConsoleProgress.Redraw = redraw;
             TorchSharp.torch.set_num_threads(threadsBefore);
         }
         string text = captured.ToString();
-        Assert.Contains("epoch 1/2 [", text);
         Assert.Contains("[1/2] epoch 1: train loss", text);
         Assert.Contains("[2/2] epoch 2: train loss", text);
+        if (terminal) Assert.Contains("epoch 1/2 [", text);
+        else
+        {
+            Assert.DoesNotContain("\r", text);
+            Assert.Equal(2, text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        }
     }
 
     [Fact]

@@ -213,9 +213,15 @@ internal sealed class TrainingLoop
     }
 }
 
-/// <summary>A one-line console progress display (standard error), refreshed at most every 200 ms.</summary>
+/// <summary>
+/// A one-line console progress display (standard error), refreshed at most every 200 ms. When standard error is not a
+/// terminal (a redirected CI log), the line is not redrawn at all: only the one line per epoch is written.
+/// </summary>
 internal sealed class ConsoleProgress
 {
+    /// <summary>Whether the batch line is redrawn (standard error is a terminal); tests set it.</summary>
+    internal static bool Redraw = !Console.IsErrorRedirected;
+
     private readonly int _epoch, _epochs;
     private readonly long _batches;
     private readonly Stopwatch _watch = Stopwatch.StartNew();
@@ -230,6 +236,7 @@ internal sealed class ConsoleProgress
 
     public void Batch(long done, double loss)
     {
+        if (!Redraw) return;
         long now = _watch.ElapsedMilliseconds;
         if (now - _lastDraw < 200 && done < _batches) return;
         _lastDraw = now;
@@ -237,7 +244,10 @@ internal sealed class ConsoleProgress
         Console.Error.Write($"\repoch {_epoch}/{_epochs} [{new string('#', filled)}{new string('.', width - filled)}] {done}/{_batches} loss {loss:F4} {now / 1000.0:F0}s ");
     }
 
-    public void Clear() => Console.Error.Write("\r" + new string(' ', 90) + "\r");
+    public void Clear()
+    {
+        if (Redraw) Console.Error.Write("\r" + new string(' ', 90) + "\r");
+    }
 
     public static void EpochDone(EpochMetrics m, int epochs) => Console.Error.WriteLine($"[{m.Epoch}/{epochs}] {m}");
 }
