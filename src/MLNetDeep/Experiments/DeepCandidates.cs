@@ -14,15 +14,7 @@ public static class DeepCandidates
     public static ExperimentCandidate Mlp(ExperimentTask task, int epochs = 20, string featureColumnName = "Features", string labelColumnName = "Label", int[]? hiddenLayers = null, Action<DeepTrainerOptions>? configure = null)
     {
         var hidden = hiddenLayers ?? new[] { 128, 64 };
-        T Set<T>(T o) where T : MlpOptions
-        {
-            o.NumberOfEpochs = epochs;
-            o.FeatureColumnName = featureColumnName;
-            o.LabelColumnName = labelColumnName;
-            o.HiddenLayers = hidden;
-            configure?.Invoke(o);
-            return o;
-        }
+        T Set<T>(T o) where T : MlpOptions => Prepare(o, epochs, featureColumnName, labelColumnName, configure, x => x.HiddenLayers = hidden);
         return task switch
         {
             ExperimentTask.BinaryClassification => ExperimentCandidate.Create("MLNetDeep MLP", () => Set(new MlpBinaryTrainer.Options()), (ml, o) => ml.BinaryClassification.Trainers.Mlp(o)),
@@ -39,15 +31,7 @@ public static class DeepCandidates
     public static ExperimentCandidate Rnn(ExperimentTask task, int epochs = 10, string? featureColumnName = null, string labelColumnName = "Label", RecurrentCell cell = RecurrentCell.Lstm, Action<DeepTrainerOptions>? configure = null)
     {
         featureColumnName ??= task == ExperimentTask.Forecasting ? "Features" : "Tokens";
-        T Set<T>(T o) where T : RnnOptions
-        {
-            o.NumberOfEpochs = epochs;
-            o.FeatureColumnName = featureColumnName;
-            o.LabelColumnName = labelColumnName;
-            o.Cell = cell;
-            configure?.Invoke(o);
-            return o;
-        }
+        T Set<T>(T o) where T : RnnOptions => Prepare(o, epochs, featureColumnName, labelColumnName, configure, x => x.Cell = cell);
         string name = $"MLNetDeep {cell.ToString().ToUpperInvariant()}";
         return task switch
         {
@@ -65,14 +49,7 @@ public static class DeepCandidates
     public static ExperimentCandidate Transformer(ExperimentTask task, int epochs = 10, string? featureColumnName = null, string labelColumnName = "Label", Action<DeepTrainerOptions>? configure = null)
     {
         featureColumnName ??= task == ExperimentTask.Forecasting ? "Features" : "Tokens";
-        T Set<T>(T o) where T : TransformerOptions
-        {
-            o.NumberOfEpochs = epochs;
-            o.FeatureColumnName = featureColumnName;
-            o.LabelColumnName = labelColumnName;
-            configure?.Invoke(o);
-            return o;
-        }
+        T Set<T>(T o) where T : TransformerOptions => Prepare(o, epochs, featureColumnName, labelColumnName, configure);
         return task switch
         {
             ExperimentTask.BinaryClassification => ExperimentCandidate.Create("MLNetDeep Transformer", () => Set(new TransformerBinaryTrainer.Options()), (ml, o) => ml.BinaryClassification.Trainers.Transformer(o)),
@@ -89,15 +66,7 @@ public static class DeepCandidates
     public static ExperimentCandidate Cnn(ExperimentTask task, int epochs = 10, string featureColumnName = "Features", string labelColumnName = "Label", CnnArchitecture? architecture = null, Action<DeepTrainerOptions>? configure = null,
         string? name = null)
     {
-        T Set<T>(T o) where T : CnnOptions
-        {
-            o.NumberOfEpochs = epochs;
-            o.FeatureColumnName = featureColumnName;
-            o.LabelColumnName = labelColumnName;
-            o.Architecture = architecture ?? CnnArchitecture.SmallCnn();
-            configure?.Invoke(o);
-            return o;
-        }
+        T Set<T>(T o) where T : CnnOptions => Prepare(o, epochs, featureColumnName, labelColumnName, configure, x => x.Architecture = architecture ?? CnnArchitecture.SmallCnn());
         name ??= $"MLNetDeep CNN ({(architecture ?? CnnArchitecture.SmallCnn()).Name})";
         return task switch
         {
@@ -105,6 +74,18 @@ public static class DeepCandidates
             ExperimentTask.MulticlassClassification => ExperimentCandidate.Create(name, () => Set(new CnnMulticlassTrainer.Options()), (ml, o) => ml.MulticlassClassification.Trainers.Cnn(o)),
             _ => throw new ArgumentOutOfRangeException(nameof(task), task, $"The CNN trainers classify images (binary or multiclass); there is no CNN trainer for {task}."),
         };
+    }
+
+    /// <summary>What every family's defaults share: epochs and columns, then the family's own settings, then the caller's.</summary>
+    private static T Prepare<T>(T o, int epochs, string featureColumnName, string labelColumnName, Action<DeepTrainerOptions>? configure, Action<T>? family = null)
+        where T : DeepTrainerOptions
+    {
+        o.NumberOfEpochs = epochs;
+        o.FeatureColumnName = featureColumnName;
+        o.LabelColumnName = labelColumnName;
+        family?.Invoke(o);
+        configure?.Invoke(o);
+        return o;
     }
 
     /// <summary>The attributes' search space without what only token input has (word dropout, embedding width): forecasters read numbers.</summary>
