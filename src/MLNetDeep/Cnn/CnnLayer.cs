@@ -110,7 +110,7 @@ public abstract class CnnLayer
     private protected static long OutSize(long size, int kernel, int stride, int pad, string layer)
     {
         long o = (size + 2 * pad - kernel) / stride + 1;
-        if (o <= 0) throw new ArgumentException($"{layer} does not fit a {size}-pixel input: the output would be empty. Use fewer pooling or strided layers, or larger images.");
+        if (o <= 0) throw new ArgumentException($"Architecture: {layer} does not fit a {size}-pixel input: the output would be empty. Use fewer pooling or strided layers, or larger images.", nameof(CnnOptions.Architecture));
         return o;
     }
 

@@ -76,6 +76,8 @@ public abstract class CnnOptions : DeepTrainerOptions
         Augmentation?.Validate();
         if (BaseModel is not null && BaseModelPath is not null)
             throw new ArgumentException("Give BaseModel or BaseModelPath, not both.", nameof(BaseModelPath));
+        if (BaseModelPath is not null && !File.Exists(BaseModelPath))
+            throw new FileNotFoundException($"BaseModelPath '{BaseModelPath}' does not exist.", BaseModelPath);
         if (FreezeFeatureLayers && BaseModel is null && BaseModelPath is null)
             throw new ArgumentException("FreezeFeatureLayers needs a BaseModel or BaseModelPath to take the trained layers from.", nameof(FreezeFeatureLayers));
     }

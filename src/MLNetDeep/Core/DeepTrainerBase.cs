@@ -47,6 +47,7 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
     {
         if (trainData is null) throw new ArgumentNullException(nameof(trainData));
         var o = _options;
+        o.CheckDirectories();
         TorchEngine.EnsureLoaded();
         using var ch = Host.Start("Training");
         var encoder = CreateEncoder(trainData.Schema);

@@ -261,6 +261,42 @@ public abstract class DeepTrainerOptions
         Require(HuberDelta > 0 && double.IsFinite(HuberDelta), nameof(HuberDelta), "must be positive");
         Require(NumberOfThreads is null || NumberOfThreads > 0, nameof(NumberOfThreads), "must be positive or null");
         Require(PlotDirectory is null || !string.IsNullOrWhiteSpace(PlotDirectory), nameof(PlotDirectory), "must name a directory or be null");
+        Require(CheckpointDirectory is null || !string.IsNullOrWhiteSpace(CheckpointDirectory), nameof(CheckpointDirectory), "must name a directory or be null");
+        foreach (var p in GetType().GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+        {
+            // Every enum option (the families' too) must hold a defined value: (DeepOptimizer)42 is refused here, not mid-training.
+            var type = Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType;
+            if (type.IsEnum && p.GetIndexParameters().Length == 0 && p.GetValue(this) is { } value && !Enum.IsDefined(type, value))
+                throw new ArgumentOutOfRangeException(p.Name, value, $"{p.Name} must be a {type.Name} value ({string.Join(", ", Enum.GetNames(type))}), not {value}.");
+        }
+    }
+
+    /// <summary>
+    /// Checks, before any data is read, that the directories training will write to can be written: a directory that is
+    /// a file, or cannot be created, is reported naming the option rather than after the first epoch.
+    /// </summary>
+    internal void CheckDirectories()
+    {
+        CheckWritableDirectory(CheckpointDirectory, nameof(CheckpointDirectory));
+        CheckWritableDirectory(PlotDirectory, nameof(PlotDirectory));
+    }
+
+    private static void CheckWritableDirectory(string? path, string option)
+    {
+        if (path is null) return;
+        if (File.Exists(path))
+            throw new ArgumentException($"{option} '{path}' is a file, not a directory. Name a directory (it is created when missing).", option);
+        string probe = Path.Combine(path, $".mlnetdeep-write-test-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.CreateDirectory(path);
+            File.WriteAllBytes(probe, Array.Empty<byte>());
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        {
+            throw new ArgumentException($"{option} '{path}' cannot be created or written: {e.Message}", option, e);
+        }
     }
 
     /// <summary>

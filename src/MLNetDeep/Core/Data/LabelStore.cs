@@ -23,6 +23,9 @@ internal sealed class LabelStore
     private uint _k;
     private float _f;
     private VBuffer<float> _v;
+    private long _rowsSeen, _positives;
+    private bool[]? _classSeen;
+    private int _distinctClasses;
 
     public LabelStore(TaskHead head)
     {
@@ -60,6 +63,8 @@ internal sealed class LabelStore
                 throw new InvalidOperationException($"Label column '{_column}' has a missing key value in row {row} of the {role} data (a value not seen when the key was built, or an empty label); remove such rows first.");
             if (Count == _classes.Length) Array.Resize(ref _classes, Math.Max(256, _classes.Length * 2));
             _classes[Count] = _k - 1;
+            _classSeen ??= new bool[_classCount];
+            if (!_classSeen[_k - 1]) { _classSeen[_k - 1] = true; _distinctClasses++; }
             Mix(_k);
         }
         else
@@ -67,7 +72,7 @@ internal sealed class LabelStore
             long at = Count * _width;
             if (at + _width > _floats.Length) Array.Resize(ref _floats, (int)Math.Max(256, Math.Max(at + _width, _floats.LongLength * 2)));
             var dst = _floats.AsSpan((int)at, _width);
-            if (_kind == LabelKind.Boolean) { _bool!(ref _b); dst[0] = _b ? 1f : 0f; }
+            if (_kind == LabelKind.Boolean) { _bool!(ref _b); dst[0] = _b ? 1f : 0f; if (_b) _positives++; }
             else if (_kind == LabelKind.Float) { _float!(ref _f); dst[0] = _f; }
             else
             {
@@ -84,6 +89,21 @@ internal sealed class LabelStore
             }
         }
         Count++;
+        _rowsSeen++;
+    }
+
+    /// <summary>
+    /// Refuses training labels of one class only (every row read so far, <see cref="Clear"/> notwithstanding): a
+    /// classifier trained on them learns nothing and scores every row the same.
+    /// </summary>
+    public void CheckClasses(string role)
+    {
+        if (role != "training" || _rowsSeen == 0) return;
+        if (_kind == LabelKind.Boolean && (_positives == 0 || _positives == _rowsSeen))
+            throw new InvalidOperationException($"Label column '{_column}' has one class only in the {_rowsSeen} rows of the {role} data (every label is "
+                + $"{(_positives == 0 ? "false" : "true")}); a binary classifier needs rows of both classes.");
+        if (_kind == LabelKind.Key && _distinctClasses < 2)
+            throw new InvalidOperationException($"Label column '{_column}' has one class only in the {_rowsSeen} rows of the {role} data; a classifier needs rows of at least two classes.");
     }
 
     private void Mix(ulong bits)

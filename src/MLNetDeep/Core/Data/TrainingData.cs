@@ -99,6 +99,7 @@ internal sealed class TrainingData : IDisposable
                 }
             }
             if (row == 0) throw new InvalidOperationException($"The {role} data is empty: the IDataView produced no rows.");
+            labels.CheckClasses(role);
             if (features.Bytes + labels.Bytes > budget) return null;
             features.Seal();
             keep = true;
@@ -135,6 +136,7 @@ internal sealed class TrainingData : IDisposable
             }
         }
         if (row == 0) throw new InvalidOperationException($"The {role} data is empty: the IDataView produced no rows.");
+        labels.CheckClasses(role);
         return (row, hash);
     }
 

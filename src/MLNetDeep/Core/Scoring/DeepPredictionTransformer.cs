@@ -71,7 +71,14 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
     public DataViewType FeatureColumnType { get; }
 
     /// <summary>Rows per forward pass when transforming an IDataView. Default 256.</summary>
-    public int ScoringBatchSize { get; set; } = DefaultScoringBatchSize;
+    public int ScoringBatchSize
+    {
+        get => _scoringBatchSize;
+        set => _scoringBatchSize = value > 0 ? value
+            : throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), value, $"ScoringBatchSize must be positive, not {value}.");
+    }
+
+    private int _scoringBatchSize = DefaultScoringBatchSize;
 
     /// <summary>Always true: the transformer maps rows to rows.</summary>
     public bool IsRowToRowMapper => true;

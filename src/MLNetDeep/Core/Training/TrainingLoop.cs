@@ -45,6 +45,12 @@ internal sealed class TrainingLoop
     /// <summary>Trains; returns the history of all epochs (including those of a resumed checkpoint).</summary>
     public List<EpochMetrics> Run()
     {
+        if (_hasBatchNorm && _train.RowCount < 2)
+            throw new InvalidOperationException($"The network has batch norm layers, which need batches of at least 2 rows, but the training data has {_train.RowCount} row. "
+                + "Train on more rows, or use a network without batch norm (e.g. BatchNorm = false).");
+        if (_hasBatchNorm && _o.BatchSize < 2)
+            throw new ArgumentOutOfRangeException(nameof(DeepTrainerOptions.BatchSize), _o.BatchSize,
+                "BatchSize 1 cannot train a network with batch norm layers (the statistics of one row are undefined); use BatchSize 2 or more.");
         using var optimizer = CreateOptimizer();
         long batchesPerEpoch = (_train.RowCount + _o.BatchSize - 1) / _o.BatchSize;
         if (_hasBatchNorm && _train.RowCount % _o.BatchSize == 1 && _train.RowCount > 1) batchesPerEpoch--;
