@@ -65,13 +65,14 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
             validationData = split.TestSet;
         }
 
-        TorchEngine.SetThreads(o.NumberOfThreads);
         var device = TorchEngine.ResolveDevice(o.Device, o.FallbackToCpu, ch);
         try
         {
             using var trainSet = TrainingData.Load(ch, train, encoder, head, o.FeatureColumnName, o.LabelColumnName, "training", o.Caching, o.MaximumCacheMegabytes, o.CancellationToken);
             using var validSet = validationData is null ? null
                 : TrainingData.Load(ch, validationData, encoder, head, o.FeatureColumnName, o.LabelColumnName, "validation", o.Caching, o.MaximumCacheMegabytes, o.CancellationToken);
+            // From here to the last epoch the process-wide generator and thread count are this training's (see EnterTraining).
+            using var session = TorchEngine.EnterTraining(o.NumberOfThreads, o.CancellationToken, Host.CheckAlive, ch);
             head.Prepare(trainSet, device);
             var spec = CreateNetworkSpec(encoder, head.OutputSize);
             torch.manual_seed(seed);

@@ -197,7 +197,11 @@ public abstract class DeepTrainerOptions
     /// </summary>
     public int ShufflePoolRows { get; set; } = 10_000;
 
-    /// <summary>Threads the engine may use (process-wide); null leaves the engine's default. Default null.</summary>
+    /// <summary>
+    /// Threads the engine may use while this training runs; the thread count the process had is restored when
+    /// <c>Fit</c> returns (the engine's setting is process-wide, and trainings in one process run one at a time). null
+    /// leaves the engine's current setting (by default one thread per core). Default null.
+    /// </summary>
     public int? NumberOfThreads { get; set; }
 
     /// <summary>Compute device. Default <see cref="DeepDevice.Cpu"/>.</summary>

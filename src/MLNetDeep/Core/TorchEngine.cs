@@ -81,11 +81,64 @@ internal static class TorchEngine
         return torch.CPU;
     }
 
-    /// <summary>Applies a thread count (process-wide).</summary>
-    public static void SetThreads(int? threads)
+    // The engine's random generator (weight initialisation, dropout) and its thread count are process-wide, so two
+    // trainings interleaving on two threads would draw each other's random numbers. Trainings therefore run one at a
+    // time in a process: each holds this lock from seeding to its last epoch. Reentrant (a training started from an
+    // epoch callback on the same thread does not deadlock).
+    private static readonly object TrainingGate = new();
+
+    /// <summary>How many trainings had to wait for another one (a test reads it).</summary>
+    internal static int TrainingWaits;
+
+    /// <summary>
+    /// Takes the process-wide training lock (waiting, cancellably, while another training runs) and applies the thread
+    /// count; disposing restores the thread count the process had and releases the lock.
+    /// </summary>
+    public static IDisposable EnterTraining(int? threads, CancellationToken cancel, Action checkAlive, IChannel ch)
     {
         EnsureLoaded();
-        if (threads is int n && torch.get_num_threads() != n)
-            torch.set_num_threads(n);
+        if (!Monitor.TryEnter(TrainingGate))
+        {
+            Interlocked.Increment(ref TrainingWaits);
+            ch.Info("MLNetDeep: another training is running in this process; trainings run one at a time (the engine's random generator is process-wide), waiting for it to finish.");
+            while (!Monitor.TryEnter(TrainingGate, 50))
+            {
+                cancel.ThrowIfCancellationRequested();
+                checkAlive();
+            }
+        }
+        try
+        {
+            int previous = torch.get_num_threads();
+            if (threads is int n && n != previous) torch.set_num_threads(n);
+            return new TrainingSession(previous);
+        }
+        catch
+        {
+            Monitor.Exit(TrainingGate);
+            throw;
+        }
+    }
+
+    private sealed class TrainingSession : IDisposable
+    {
+        private readonly int _previousThreads;
+        private bool _disposed;
+
+        public TrainingSession(int previousThreads) => _previousThreads = previousThreads;
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            try
+            {
+                if (torch.get_num_threads() != _previousThreads) torch.set_num_threads(_previousThreads);
+            }
+            finally
+            {
+                Monitor.Exit(TrainingGate);
+            }
+        }
     }
 }
