@@ -192,7 +192,7 @@ public sealed class Experiment
         if (_o.Task == ExperimentTask.Forecasting)
             throw new InvalidOperationException("A Forecasting experiment runs on windows cut from the series: call Run(ForecastWindows) (ForecastWindows.Create with a validation part).");
         if (_candidates.Count == 0) throw new InvalidOperationException("Add at least one candidate (AddCandidate) before Run.");
-        return RunCore(() => Splits(data), Evaluate, data.Schema, cancellationToken);
+        return RunCore(() => Splits(data), Evaluate, data.Schema, () => DataFingerprint.Of(data, cancellationToken), cancellationToken);
     }
 
     /// <summary>
@@ -213,7 +213,8 @@ public sealed class Experiment
         if (_featurizer is not null) throw new InvalidOperationException("A Forecasting experiment takes no featurizer: the windows are the features.");
         if (_candidates.Count == 0) throw new InvalidOperationException("Add at least one candidate (AddCandidate) before Run.");
         return RunCore(() => new List<Split> { new(new TransformerChain<ITransformer>(), windows.Train, windows.Validation) },
-            scored => ForecastMetricsOf(windows.Evaluate(scored)), windows.Train.Schema, cancellationToken);
+            scored => ForecastMetricsOf(windows.Evaluate(scored)), windows.Train.Schema,
+            () => $"train {DataFingerprint.Of(windows.Train, cancellationToken)}; validation {DataFingerprint.Of(windows.Validation, cancellationToken)}", cancellationToken);
     }
 
     private static Dictionary<string, double> ForecastMetricsOf(ForecastMetrics m) => new()
@@ -224,7 +225,8 @@ public sealed class Experiment
         [nameof(ExperimentMetric.RootMeanSquaredError)] = m.RootMeanSquaredError,
     };
 
-    private ExperimentResult RunCore(Func<List<Split>> makeSplits, Func<IDataView, Dictionary<string, double>> evaluate, DataViewSchema inputSchema, CancellationToken cancellationToken)
+    private ExperimentResult RunCore(Func<List<Split>> makeSplits, Func<IDataView, Dictionary<string, double>> evaluate, DataViewSchema inputSchema,
+        Func<string> dataFingerprint, CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
         using var budget = _o.TotalTime is { } b ? new CancellationTokenSource(b, _o.TimeProvider) : new CancellationTokenSource();
@@ -243,7 +245,9 @@ public sealed class Experiment
         var results = new List<TrialResult>();
         ITransformer? bestModel = null;
         double? bestScore = null;
-        var store = _o.Directory is null ? null : new ExperimentStore(_o.Directory, Describe());
+        // The directory's description includes the data (row count and a hash of its first rows): a directory reused for
+        // other data is refused instead of replaying trials measured on the first data.
+        var store = _o.Directory is null ? null : new ExperimentStore(_o.Directory, Describe() + "\ndata=" + dataFingerprint());
         var history = store?.Trials ?? new List<TrialRecord>();
         bool bestFromHistory = false;
 
