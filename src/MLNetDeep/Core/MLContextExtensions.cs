@@ -16,4 +16,21 @@ public static class MLContextExtensions
         ArgumentNullException.ThrowIfNull(mlContext);
         mlContext.CancelExecution();
     }
+
+    /// <summary>
+    /// ML.NET's <c>ChangeModelThreshold</c> for an MLNetDeep binary classifier: a copy of <paramref name="model"/> (the
+    /// trained network is shared, not copied) whose <c>PredictedLabel</c> is <c>Score &gt; threshold</c>, where Score is the
+    /// logit (0 is probability 0.5; ln(p / (1 - p)) is probability p). The threshold is saved with the model and exported
+    /// to ONNX.
+    /// </summary>
+    /// <param name="catalog">The binary classification catalog.</param>
+    /// <param name="model">A trained MLNetDeep binary classifier (e.g. a chain's <c>LastTransformer</c>).</param>
+    /// <param name="threshold">The decision threshold on Score.</param>
+    public static DeepPredictionTransformer<DeepBinaryModelParameters> ChangeModelThreshold(this BinaryClassificationCatalog catalog,
+        DeepPredictionTransformer<DeepBinaryModelParameters> model, float threshold)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(model);
+        return model.WithThreshold(threshold);
+    }
 }

@@ -151,7 +151,7 @@ internal static class OnnxExporter
             raw = OnnxModules.Emit(g, m.Network, x, "network");
 
         var classNames = predictor.ClassNames();
-        var outputs = Head(g, m.Head, raw, single, classNames, batch);
+        var outputs = Head(g, m.Head, raw, single, classNames, batch, predictor.Threshold);
         var info = new OnnxExportInfo
         {
             Task = m.Head.Kind, Architecture = m.Architecture, InputName = feature, TokenInput = m.Encoder is TokenEncoder, InputSize = inputSize,
@@ -203,7 +203,7 @@ internal static class OnnxExporter
         return g.Node("Pad", new[] { ids, pads, g.Longs(new[] { 0L }, Array.Empty<long>()) });
     }
 
-    private static IReadOnlyList<string> Head(OnnxGraph g, TaskHead head, string raw, bool single, IReadOnlyList<string>? classNames, object batch)
+    private static IReadOnlyList<string> Head(OnnxGraph g, TaskHead head, string raw, bool single, IReadOnlyList<string>? classNames, object batch, float threshold)
     {
         if (single) return OneRowOutput(g, head, raw);
         string Flat(string v) => g.Reshape(v, -1);
@@ -215,7 +215,7 @@ internal static class OnnxExporter
                 var score = Flat(raw);
                 g.Output(DefaultColumnNames.Score, score, DataType.Float, Dims());
                 g.Output(DefaultColumnNames.Probability, g.Node("Sigmoid", new[] { score }), DataType.Float, Dims());
-                g.Output(DefaultColumnNames.PredictedLabel, g.Node("Greater", new[] { score, g.Scalar(0f) }), DataType.Bool, Dims());
+                g.Output(DefaultColumnNames.PredictedLabel, g.Node("Greater", new[] { score, g.Scalar(threshold) }), DataType.Bool, Dims());
                 return new[] { DefaultColumnNames.Score, DefaultColumnNames.Probability, DefaultColumnNames.PredictedLabel };
             }
             case MulticlassHead mc:

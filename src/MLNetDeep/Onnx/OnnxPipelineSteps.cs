@@ -39,7 +39,7 @@ internal static class OnnxPipelineSteps
                 var linear = new LinearBinaryModelParameters(env, weights, 0f);
                 var sigmoid = new PlattCalibrator(env, -1, 0);
                 var calibrated = new ParameterMixingCalibratedModelParameters<LinearBinaryModelParameters, PlattCalibrator>(env, linear, sigmoid);
-                return new BinaryPredictionTransformer<ParameterMixingCalibratedModelParameters<LinearBinaryModelParameters, PlattCalibrator>>(env, calibrated, afterOnnx, raw);
+                return new BinaryPredictionTransformer<ParameterMixingCalibratedModelParameters<LinearBinaryModelParameters, PlattCalibrator>>(env, calibrated, afterOnnx, raw, predictor.Threshold);
             }
             case MulticlassHead mc:
             {

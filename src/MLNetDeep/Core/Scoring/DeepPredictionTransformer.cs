@@ -24,6 +24,8 @@ internal interface IDeepPredictor
     /// <summary>Multiclass: the training label column (with its key values); else null.</summary>
     DataViewSchema.Column? LabelColumn { get; }
     IHostEnvironment Environment { get; }
+    /// <summary>Binary: the decision threshold on Score (PredictedLabel = Score &gt; Threshold); 0 otherwise.</summary>
+    float Threshold { get; }
 }
 
 /// <summary>
@@ -79,6 +81,31 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
     }
 
     private int _scoringBatchSize = DefaultScoringBatchSize;
+    private float _threshold;
+
+    /// <summary>
+    /// Binary classification: the decision threshold on <c>Score</c> (the logit), as ML.NET's binary prediction
+    /// transformers have it: <c>PredictedLabel</c> is <c>Score &gt; Threshold</c>. Default 0 (probability 0.5); e.g.
+    /// ln(0.8 / 0.2) = 1.386 predicts true only from probability 0.8. Saved with the model. Set it here or make a copy
+    /// with <c>mlContext.BinaryClassification.ChangeModelThreshold(model, threshold)</c>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model is not a binary classifier.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The threshold is NaN.</exception>
+    public float Threshold
+    {
+        get => _threshold;
+        set
+        {
+            if (Model.Head is not BinaryHead)
+                throw new InvalidOperationException($"Threshold applies to binary classifiers; this model is a {Model.Head.Kind} model.");
+            if (float.IsNaN(value)) throw new ArgumentOutOfRangeException(nameof(Threshold), value, "Threshold must be a number (not NaN).");
+            _threshold = value;
+        }
+    }
+
+    /// <summary>A copy of this transformer (same trained model, shared) with another binary decision threshold.</summary>
+    internal DeepPredictionTransformer<TModel> WithThreshold(float threshold) =>
+        new(_host, Model, _trainSchema, FeatureColumnName, _labelColumnName) { ScoringBatchSize = ScoringBatchSize, Threshold = threshold };
 
     /// <summary>Always true: the transformer maps rows to rows.</summary>
     public bool IsRowToRowMapper => true;
@@ -139,15 +166,27 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
         public readonly float[] Raw;
         public readonly float[] Values;
 
-        public RowValues(DeepModelParameters model)
+        private readonly float _threshold;
+
+        public RowValues(DeepPredictionTransformer<TModel> parent)
         {
-            _head = model.Head;
-            Raw = new float[model.OutputSize];
-            Values = new float[model.Head.ValueWidth];
+            _head = parent.Model.Head;
+            _threshold = parent._threshold;
+            Raw = new float[parent.Model.OutputSize];
+            Values = new float[parent.Model.Head.ValueWidth];
         }
 
         /// <summary>A getter for output column <paramref name="which"/>, in the head's column order.</summary>
-        public Delegate Getter(int which, Action ensure) => _head.Getter(which, ensure, Raw, Values);
+        public Delegate Getter(int which, Action ensure)
+        {
+            if (_head is BinaryHead && which == BinaryHead.PredictedLabelIndex && _threshold != 0)
+            {
+                var raw = Raw;
+                float threshold = _threshold;
+                return (ValueGetter<bool>)((ref bool v) => { ensure(); v = raw[0] > threshold; });
+            }
+            return _head.Getter(which, ensure, Raw, Values);
+        }
     }
 
     /// <summary>The lazily scored IDataView.</summary>
@@ -203,7 +242,7 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
             _width = parent.Model.OutputSize;
             _valueWidth = parent.Model.Head.ValueWidth;
             _batchSize = Math.Max(1, parent.ScoringBatchSize);
-            _values = new RowValues(parent.Model);
+            _values = new RowValues(parent);
             if (_outputActive.Any(a => a))
             {
                 var featureCol = input.Schema[parent.FeatureColumnName];
@@ -315,7 +354,7 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
             Schema = schema;
             _inputCount = input.Schema.Count;
             _active = new HashSet<int>(active.Select(c => c.Index));
-            _values = new RowValues(parent.Model);
+            _values = new RowValues(parent);
             if (_active.Any(i => i >= _inputCount))
             {
                 _runner = new DeepModelParameters.RowRunner(parent.Model);
@@ -363,10 +402,12 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
         ctx.SetVersionInfo(DeepPredictionTransformerLoader.GetVersionInfo(Model));
         ctx.SaveModel(Model, "Model");
         var w = ctx.Writer;
-        w.Write(1);
+        // Format 2 adds the binary decision threshold; a model with the default threshold stays format 1 (older readers load it).
+        w.Write(_threshold == 0 ? 1 : 2);
         w.Write(FeatureColumnName);
         w.Write(_labelColumnName ?? "");
         w.Write(ScoringBatchSize);
+        if (_threshold != 0) w.Write(_threshold);
         ctx.SaveBinaryStream("TrainSchema", writer =>
         {
             using var ch = _host.Start("Saving train schema");
@@ -379,16 +420,19 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
     {
         var r = ctx.Reader;
         int format = r.ReadInt32();
-        if (format != 1) throw new InvalidDataException($"MLNetDeep transformer format {format} is not supported by this version.");
+        if (format is not (1 or 2)) throw new InvalidDataException($"MLNetDeep transformer format {format} is not supported by this version.");
         string feature = r.ReadString();
         string label = r.ReadString();
         int batch = r.ReadInt32();
+        float threshold = format >= 2 ? r.ReadSingle() : 0;
+        if (batch <= 0 || float.IsNaN(threshold) || threshold != 0 && model.Head is not BinaryHead)
+            throw new InvalidDataException("MLNetDeep model file is corrupt: invalid scoring settings.");
         var ms = new MemoryStream();
         if (!ctx.TryLoadBinaryStream("TrainSchema", br => br.BaseStream.CopyTo(ms)))
             throw new InvalidDataException("MLNetDeep model file is corrupt or truncated: the training schema is missing.");
         ms.Position = 0;
         var schema = new BinaryLoader(env, new BinaryLoader.Arguments(), ms).Schema;
-        return new DeepPredictionTransformer<TModel>(env, model, schema, feature, label.Length == 0 ? null : label) { ScoringBatchSize = batch };
+        return new DeepPredictionTransformer<TModel>(env, model, schema, feature, label.Length == 0 ? null : label) { ScoringBatchSize = batch, _threshold = threshold };
     }
 }
 

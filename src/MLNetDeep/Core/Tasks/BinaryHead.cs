@@ -58,6 +58,9 @@ internal sealed class BinaryHead : TaskHead
         (DefaultColumnNames.PredictedLabel, BooleanDataViewType.Instance, Kinds(AnnotationUtils.Const.ScoreColumnKind.BinaryClassification, AnnotationUtils.Const.ScoreValueKind.PredictedLabel)),
     };
 
+    /// <summary>Index of PredictedLabel among the output columns (Score, Probability, PredictedLabel).</summary>
+    public const int PredictedLabelIndex = 2;
+
     public override void PostProcess(ReadOnlySpan<float> raw, Span<float> values) => values[0] = 1f / (1f + MathF.Exp(-raw[0]));
 
     public override Delegate Getter(int which, Action ensure, float[] raw, float[] values) => which switch
