@@ -87,6 +87,10 @@ internal sealed class TrainingLoop
         {
             var watch = Stopwatch.StartNew();
             double trainLoss = TrainEpoch(optimizer, schedule, epoch, batchesPerEpoch);
+            if (!WeightsFinite())
+                throw new InvalidOperationException($"Training diverged: the network's weights became NaN or infinite during epoch {epoch + 1} "
+                    + $"(learning rate up to {_o.LearningRate:G3}), although every batch's loss was finite. Lower LearningRate, set GradientClipNorm "
+                    + "(e.g. 1.0), or normalize the features (e.g. NormalizeMeanVariance).");
             double? validLoss = null, validMetric = null;
             if (_valid is not null)
             {
@@ -141,6 +145,10 @@ internal sealed class TrainingLoop
             using (var ms = new MemoryStream(state.BestWeights)) _net.load(ms);
             _ch.Info($"MLNetDeep: restored the weights of the best epoch ({state.BestEpoch}).");
         }
+        if (!OutputsFinite())
+            throw new InvalidOperationException("Training diverged: the trained network predicts NaN or infinite values for the first training rows "
+                + $"(its weights are finite but too large; learning rate up to {_o.LearningRate:G3}). Lower LearningRate, set GradientClipNorm (e.g. 1.0), "
+                + "or normalize the features (e.g. NormalizeMeanVariance).");
         if (_o.PlotDirectory is string plotDir && history.Count > 0)
         {
             string png = Path.Combine(plotDir, "training-curves.png");
@@ -189,6 +197,34 @@ internal sealed class TrainingLoop
         }
         progress?.Clear();
         return lossSum / Math.Max(1, rows);
+    }
+
+    /// <summary>Whether every weight and floating-point buffer (batch-norm statistics) is finite: the last step of an epoch can
+    /// overflow after a finite loss, and a model must never be returned that predicts NaN.</summary>
+    private bool WeightsFinite()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        foreach (var t in _net.parameters().Concat(_net.buffers()))
+            if (t.is_floating_point() && !torch.isfinite(t).all().item<bool>()) return false;
+        return true;
+    }
+
+    /// <summary>Whether the trained network's outputs (evaluation mode) on the first training rows are finite.</summary>
+    private bool OutputsFinite()
+    {
+        _net.eval();
+        try
+        {
+            using var noGrad = torch.no_grad();
+            using var batches = _train.Batches(256, null, _device, dropSingletonLast: false).GetEnumerator();
+            using var scope = torch.NewDisposeScope();
+            return !batches.MoveNext() || torch.isfinite(_net.forward(batches.Current.Item1)).all().item<bool>();
+        }
+        finally
+        {
+            _net.train();
+        }
     }
 
     /// <summary>Mean loss and task metric over a data set, in evaluation mode.</summary>
