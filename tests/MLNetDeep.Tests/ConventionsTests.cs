@@ -64,4 +64,34 @@ public sealed class ConventionsTests
         Assert.Contains("binary", e.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => strict.Threshold = float.NaN);
     }
+
+    public sealed class PixelsIn { [VectorType(1, 28, 28)] public float[] Features { get; set; } = Array.Empty<float>(); }
+    public sealed class PixelsOut { [VectorType(1, 28, 28)] public float[] Pixels { get; set; } = Array.Empty<float>(); }
+
+    [Fact]
+    public void Pixels_InExtractPixelsDefaultRange_AreScaledByTheCnn_AndSaidSo()
+    {
+        var ml = new MLContext(seed: 1);
+        var messages = new List<string>();
+        ml.Log += (_, e) => { if (e.Message.Contains("MLNetDeep: the pixels")) lock (messages) messages.Add(e.Message); };
+        // Fashion-MNIST as ExtractPixels gives pixels by default: 0-255.
+        var to255 = ml.Transforms.CustomMapping<PixelsIn, PixelsOut>((i, o) => o.Pixels = i.Features.Select(v => v * 255f).ToArray(), contractName: null);
+        var train = to255.Fit(FashionMnist.Train(ml, 2000)).Transform(FashionMnist.Train(ml, 2000));
+        var test = to255.Fit(FashionMnist.Test(ml, 500)).Transform(FashionMnist.Test(ml, 500));
+        Assert.Equal(255f, train.GetColumn<float[]>("Pixels").Max(p => p.Max()));
+        var model = ml.MulticlassClassification.Trainers.Cnn(new CnnMulticlassTrainer.Options
+        {
+            FeatureColumnName = "Pixels", Architecture = CnnArchitecture.LeNet5(), NumberOfEpochs = 2,
+        }).Fit(train);
+        Assert.Contains(messages, m => m.Contains("scales them by 1/255"));
+        double accuracy = ml.MulticlassClassification.Evaluate(model.Transform(test)).MacroAccuracy;
+        _out.WriteLine($"LeNet-5, 2 epochs on 2 000 images in 0-255: held-out macro accuracy {accuracy:F4}");
+        Assert.True(accuracy > 0.65, $"accuracy {accuracy:F4}");
+
+        // The scale is part of the saved model: a fresh context scores the same 0-255 column identically.
+        string path = Path.Combine(TestUtil.TempDir(), "cnn255.zip");
+        ml.Model.Save(model, train.Schema, path);
+        var loaded = new MLContext().Model.Load(path, out _);
+        Assert.Equal(model.Transform(test).GetColumn<float[]>("Score").SelectMany(v => v), loaded.Transform(test).GetColumn<float[]>("Score").SelectMany(v => v));
+    }
 }

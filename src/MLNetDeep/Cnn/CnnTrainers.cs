@@ -132,11 +132,33 @@ internal sealed class CnnFamily
             + "or produce the column with ML.NET's ExtractPixels, which records the dimensions.");
     }
 
+    private float? _pixelScale;
+
+    /// <summary>
+    /// Pixels in 0–255 (ExtractPixels' default) while the CNN expects about 0–1: with InputScale and InputOffset left at
+    /// their defaults, the network scales by 1/255 itself (saved with the model, so scoring reads the same 0–255 column)
+    /// and says so; larger values are only warned about.
+    /// </summary>
+    public void InspectPixels(TrainingData train, IChannel ch)
+    {
+        _pixelScale = null;
+        if (_base is not null || train.FeatureMaximum is not float max || _o.InputScale != 1 || _o.InputOffset != 0) return;
+        if (max > 1.5f && max <= 255f)
+        {
+            _pixelScale = 1f / 255;
+            ch.Info($"MLNetDeep: the pixels of column '{_o.FeatureColumnName}' go up to {max:G4}, as ExtractPixels gives them by default (0–255); the CNN "
+                + "scales them by 1/255 (InputScale), saved with the model. Set InputScale (or ExtractPixels' scaleImage: 1 / 255f) to choose yourself.");
+        }
+        else if (max > 255f)
+            ch.Warning($"MLNetDeep: the pixels of column '{_o.FeatureColumnName}' go up to {max:G4}; the CNN trains best on values of about 0–1. "
+                + "Normalize the column or set InputScale.");
+    }
+
     public NetworkSpec CreateSpec()
     {
         if (_base?.Spec is CnnNetworkSpec b) return b;
         var (c, h, w, layout) = _shape ?? throw new InvalidOperationException("InspectSchema was not called.");
-        return new CnnNetworkSpec(_o.Architecture, c, h, w, layout, _o.InputScale, _o.InputOffset);
+        return new CnnNetworkSpec(_o.Architecture, c, h, w, layout, _pixelScale ?? _o.InputScale, _o.InputOffset);
     }
 
     public nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch)
@@ -195,6 +217,7 @@ public sealed class CnnMulticlassTrainer : DeepMulticlassTrainerBase
         => _family = new CnnFamily(options);
 
     private protected override void InspectSchema(DataViewSchema schema) => _family.InspectSchema(schema);
+    private protected override void InspectTrainingData(TrainingData train, IChannel ch) => _family.InspectPixels(train, ch);
     private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => _family.CreateSpec();
     private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize, ch);
 }
@@ -211,6 +234,7 @@ public sealed class CnnBinaryTrainer : DeepBinaryTrainerBase
         => _family = new CnnFamily(options);
 
     private protected override void InspectSchema(DataViewSchema schema) => _family.InspectSchema(schema);
+    private protected override void InspectTrainingData(TrainingData train, IChannel ch) => _family.InspectPixels(train, ch);
     private protected override NetworkSpec CreateNetworkSpec(InputEncoder input, int outputSize) => _family.CreateSpec();
     private protected override nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch) => _family.CreateNetwork(spec, input, outputSize, ch);
 }

@@ -74,6 +74,7 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
             // From here to the last epoch the process-wide generator and thread count are this training's (see EnterTraining).
             using var session = TorchEngine.EnterTraining(o.NumberOfThreads, o.CancellationToken, Host.CheckAlive, ch);
             head.Prepare(trainSet, device);
+            InspectTrainingData(trainSet, ch);
             var spec = CreateNetworkSpec(encoder, head.OutputSize);
             torch.manual_seed(seed);
             var network = CreateNetwork(spec, encoder, head.OutputSize, ch);
@@ -126,6 +127,9 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
 
     /// <summary>Lets a family read what it needs of the training schema (e.g. image dimensions) before training.</summary>
     private protected virtual void InspectSchema(DataViewSchema schema) { }
+
+    /// <summary>Lets a family look at what was read of the training data (e.g. the pixels' range) before the network is made.</summary>
+    private protected virtual void InspectTrainingData(TrainingData train, IChannel ch) { }
 
     /// <summary>Builds the network to train; families override it to start from a trained model.</summary>
     private protected virtual nn.Module<Tensor, Tensor> CreateNetwork(NetworkSpec spec, InputEncoder input, int outputSize, IChannel ch)

@@ -89,6 +89,9 @@ internal sealed class DenseStore : FeatureStore
     private ValueGetter<VBuffer<float>>? _getter;
     private string _column = "";
     private VBuffer<float> _buffer;
+    private float _maximum = float.NegativeInfinity;
+
+    public override float? Maximum => _maximum;
 
     public DenseStore(DenseEncoder encoder, int? capacity, long? expectedRows)
     {
@@ -136,6 +139,7 @@ internal sealed class DenseStore : FeatureStore
             if (!float.IsFinite(dst[i]))
                 throw new InvalidOperationException($"Feature column '{_column}' has a non-finite value ({dst[i]}) in row {row}, slot {i} of the {role} data. "
                     + "Replace missing values first (mlContext.Transforms.ReplaceMissingValues) and check the source data.");
+            if (dst[i] > _maximum) _maximum = dst[i];
         }
         if (Count < HashedRows)
             foreach (float v in dst) HashValue(BitConverter.SingleToUInt32Bits(v));

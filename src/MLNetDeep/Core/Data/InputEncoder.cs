@@ -64,6 +64,9 @@ internal abstract class FeatureStore : IDisposable
     /// <summary>Rows hashed into <see cref="Hash"/>.</summary>
     public const int HashedRows = 1000;
 
+    /// <summary>The largest feature value appended since the store was made (dense stores; null otherwise).</summary>
+    public virtual float? Maximum => null;
+
     /// <summary>Reads the column from <paramref name="row"/> on each <see cref="Append"/>.</summary>
     public abstract void Bind(DataViewRow row, DataViewSchema.Column column);
 

@@ -23,6 +23,9 @@ internal sealed class TrainingData : IDisposable
     private readonly LabelStore? _labels;
 
     public long RowCount { get; }
+
+    /// <summary>The largest feature value of the rows read (dense features; null for tokens).</summary>
+    public float? FeatureMaximum { get; private init; }
     public bool IsCached => _features is not null;
 
     /// <summary>Row count and a hash of the first rows' features and labels, for the checkpoint fingerprint.</summary>
@@ -64,13 +67,14 @@ internal sealed class TrainingData : IDisposable
             if (loaded is var (features, labels))
             {
                 ch.Info($"MLNetDeep: {role} data cached in memory: {features.Count} rows of {encoder.Describe()} ({(features.Bytes + labels.Bytes) / (double)(1 << 20):F1} MiB).");
-                return new TrainingData(null, encoder, head, featureColumn, labelColumn, role, features.Count, features, labels, $"{features.Count} rows, hash {features.Hash ^ labels.Hash:x16}");
+                return new TrainingData(null, encoder, head, featureColumn, labelColumn, role, features.Count, features, labels, $"{features.Count} rows, hash {features.Hash ^ labels.Hash:x16}")
+                    { FeatureMaximum = features.Maximum };
             }
             ch.Info($"MLNetDeep: the {role} data does not fit in MaximumCacheMegabytes ({maxCacheMegabytes} MiB); streaming it from the IDataView every epoch instead.");
         }
-        var (count, hash) = Scan(data, encoder, head, featureColumn, labelColumn, role, cancel);
+        var (count, hash, maximum) = Scan(data, encoder, head, featureColumn, labelColumn, role, cancel);
         ch.Info($"MLNetDeep: {role} data streamed from the IDataView every epoch: {count} rows of {encoder.Describe()}.");
-        return new TrainingData(data, encoder, head, featureColumn, labelColumn, role, count, null, null, $"{count} rows, hash {hash:x16}");
+        return new TrainingData(data, encoder, head, featureColumn, labelColumn, role, count, null, null, $"{count} rows, hash {hash:x16}") { FeatureMaximum = maximum };
     }
 
     /// <summary>Reads every row into stores, or returns null when they outgrow <paramref name="budget"/> bytes.</summary>
@@ -112,7 +116,7 @@ internal sealed class TrainingData : IDisposable
     }
 
     /// <summary>One pass over streamed data: counts the rows and checks and hashes the first ones.</summary>
-    private static (long Count, ulong Hash) Scan(IDataView data, InputEncoder encoder, TaskHead head, string featureColumn, string labelColumn, string role, CancellationToken cancel)
+    private static (long Count, ulong Hash, float? Maximum) Scan(IDataView data, InputEncoder encoder, TaskHead head, string featureColumn, string labelColumn, string role, CancellationToken cancel)
     {
         using var features = encoder.CreateStore(1);
         var labels = new LabelStore(head);
@@ -137,7 +141,7 @@ internal sealed class TrainingData : IDisposable
         }
         if (row == 0) throw new InvalidOperationException($"The {role} data is empty: the IDataView produced no rows.");
         labels.CheckClasses(role);
-        return (row, hash);
+        return (row, hash, features.Maximum);
     }
 
     private static bool MoveNext(DataViewRowCursor cursor, long row, string role)
