@@ -134,7 +134,7 @@ internal static class CnnBenchmark
         if (rawParameters != cnn.ParameterCount)
             throw new InvalidOperationException($"The raw network has {rawParameters} parameters, the trainer's {cnn.ParameterCount}: not the same network.");
 
-        double trainerMedian = Program.Median(trainerEpochs.Skip(1)), rawMedian = Program.Median(rawEpochs);
+        double trainerMedian = Bench.Median(trainerEpochs.Skip(1)), rawMedian = Bench.Median(rawEpochs);
         double epochRows = n;
         Console.WriteLine($"  same network: {rawParameters} parameters on both sides; other processes used {foreign:F2} cores on average during the Fit");
         Console.WriteLine($"  raw loop: median {rawMedian:F2} s/epoch = {epochRows / rawMedian:F0} images/s");
@@ -193,7 +193,7 @@ internal static class CnnBenchmark
             if (r % 2 == 0) { rawScoring.Add(RawScoring()); trainerScoring.Add(TrainerScoring()); }
             else { trainerScoring.Add(TrainerScoring()); rawScoring.Add(RawScoring()); }
         }
-        double trainerScoringMedian = Program.Median(trainerScoring), rawScoringMedian = Program.Median(rawScoring);
+        double trainerScoringMedian = Bench.Median(trainerScoring), rawScoringMedian = Bench.Median(rawScoring);
         var labels = yTest.data<long>().ToArray();
         double trainerAccuracy = Enumerable.Range(0, testRows).Count(i => trainerPred[i] - 1 == labels[i]) / (double)testRows;
         double rawAccuracy = Enumerable.Range(0, testRows).Count(i => rawPred[i] == labels[i]) / (double)testRows;
@@ -212,24 +212,24 @@ internal static class CnnBenchmark
         var engine = ml.Model.CreatePredictionEngine<Image, Prediction>(model);
         var input = new Image();
         var output = new Prediction();
-        var engineTimes = Latencies(i => { input.Features = images[i % testRows]; engine.Predict(input, ref output); }, _latencyCalls);
+        var engineTimes = Bench.Latencies(i => { input.Features = images[i % testRows]; engine.Predict(input, ref output); }, _latencyCalls);
         var rawOne = new float[Classes];
         rawNet.eval();
-        var rawTimes = Latencies(i =>
+        var rawTimes = Bench.Latencies(i =>
         {
             using var noGrad = torch.no_grad();
             using var scope = torch.NewDisposeScope();
             var x = torch.tensor(images[i % testRows], new long[] { 1, 1, Side, Side });
             F.softmax(rawNet.forward(x), 1).data<float>().CopyTo(rawOne, 0);
         }, _latencyCalls);
-        Console.WriteLine($"  PredictionEngine.Predict: p50 {Percentile(engineTimes, 0.5):F3} ms, p90 {Percentile(engineTimes, 0.9):F3} ms, p99 {Percentile(engineTimes, 0.99):F3} ms");
-        Console.WriteLine($"  raw forward of one image: p50 {Percentile(rawTimes, 0.5):F3} ms, p90 {Percentile(rawTimes, 0.9):F3} ms, p99 {Percentile(rawTimes, 0.99):F3} ms");
+        Console.WriteLine($"  PredictionEngine.Predict: p50 {Bench.Percentile(engineTimes, 0.5):F3} ms, p90 {Bench.Percentile(engineTimes, 0.9):F3} ms, p99 {Bench.Percentile(engineTimes, 0.99):F3} ms");
+        Console.WriteLine($"  raw forward of one image: p50 {Bench.Percentile(rawTimes, 0.5):F3} ms, p90 {Bench.Percentile(rawTimes, 0.9):F3} ms, p99 {Bench.Percentile(rawTimes, 0.99):F3} ms");
         // A leak per prediction would show as growth here (tensors or native memory not released).
-        Program.Settle();
+        Bench.Settle();
         double rssBefore = Memory.RssKiB() / 1024.0, managedBefore = Memory.ManagedLiveMiB();
         int more = 10 * _latencyCalls;
         for (int i = 0; i < more; i++) { input.Features = images[i % testRows]; engine.Predict(input, ref output); }
-        Program.Settle();
+        Bench.Settle();
         Console.WriteLine($"  {more} more predictions: RSS {rssBefore:F0} -> {Memory.RssKiB() / 1024.0:F0} MiB, managed live {managedBefore:F1} -> {Memory.ManagedLiveMiB():F1} MiB");
         Console.WriteLine();
 
@@ -243,29 +243,12 @@ internal static class CnnBenchmark
         return 0;
     }
 
-    /// <summary>Milliseconds of each of <paramref name="calls"/> calls (after 100 warm-up calls), sorted.</summary>
-    internal static double[] Latencies(Action<int> call, int calls)
-    {
-        for (int i = 0; i < 100; i++) call(i);
-        var times = new double[calls];
-        for (int i = 0; i < times.Length; i++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            call(i);
-            times[i] = (Stopwatch.GetTimestamp() - t0) * 1000.0 / Stopwatch.Frequency;
-        }
-        Array.Sort(times);
-        return times;
-    }
-
-    internal static double Percentile(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
-
     /// <summary>The pixels as [N, 1, 28, 28] and the labels as 0-based int64 (the IDataView's key minus one), in order.</summary>
     private static (Tensor X, Tensor Y) ToTensors(IDataView view)
     {
         var features = view.Schema["Features"];
         var label = view.Schema["Label"];
-        long count = view.GetRowCount() ?? Program.CountRows(view, label);
+        long count = view.GetRowCount() ?? Bench.CountRows(view, label);
         var pixels = new float[count * Side * Side];
         var labels = new long[count];
         long row = 0;

@@ -168,8 +168,8 @@ internal static class RnnBenchmark
     /// <summary>The epoch times of an interleaved run; element 0 of each is warm-up.</summary>
     private sealed record Interleaving(List<double> Trainer, List<double> Raw, double RawWarmUp, double FitSeconds, double ForeignCores, ITransformer Model, RawLoop Loop)
     {
-        public double TrainerMedian => Program.Median(Trainer.Skip(1));
-        public double RawMedian => Program.Median(Raw.Skip(1));
+        public double TrainerMedian => Bench.Median(Trainer.Skip(1));
+        public double RawMedian => Bench.Median(Raw.Skip(1));
     }
 
     /// <summary>
@@ -220,7 +220,7 @@ internal static class RnnBenchmark
         double difference = Math.Abs(trainerLoss - loop.LastLoss);
         Console.WriteLine($"  sanity (untimed, also warm-up): one epoch from the same seed: mean training loss trainer {trainerLoss:F6}, raw loop {loop.LastLoss:F6} "
             + $"({(difference < 1e-4 ? "the same computation" : "DIFFERENT: the raw loop does not reproduce the trainer's network, batches or optimizer")})");
-        Program.Settle();
+        Bench.Settle();
     }
 
     // ---------------------------------------------------------------- the benchmark
@@ -300,7 +300,7 @@ internal static class RnnBenchmark
             + $"whole Fit {main.FitSeconds:F1} s for {_epochs + 1} epochs (reading the IDataView and building included)");
         Console.WriteLine($"  => training throughput trainer / raw = {main.RawMedian / main.TrainerMedian:F3}   (goal >= 0.95)");
         Console.WriteLine();
-        Program.Settle();
+        Bench.Settle();
 
         // ---------------------------------------------------------------- 2. batch scoring, alternating
         Console.WriteLine($"2. Batch scoring of all {all.Count} messages (Transform of the cached token view + reading Score and Probability through a cursor, "
@@ -356,7 +356,7 @@ internal static class RnnBenchmark
             else { trainerScoring.Add(TrainerScoring(model.Transform(tokensAll))); rawScoring.Add(RawScoring()); }
         }
         for (int r = 0; r < _scoringRepeats; r++) textScoring.Add(TrainerScoring(chain.Transform(rawAll)));
-        double trainerScoringMedian = Program.Median(trainerScoring), rawScoringMedian = Program.Median(rawScoring), textScoringMedian = Program.Median(textScoring);
+        double trainerScoringMedian = Bench.Median(trainerScoring), rawScoringMedian = Bench.Median(rawScoring), textScoringMedian = Bench.Median(textScoring);
         TrainerScoring(model.Transform(tokensAll));
         var evaluation = ml.BinaryClassification.Evaluate(scoredTokens);
         double trainerAccuracy = Enumerable.Range(0, n).Count(i => (trainerScores[i] > 0) == (all.Labels[i] > 0)) / (double)n;
@@ -375,20 +375,20 @@ internal static class RnnBenchmark
         var engine = ml.Model.CreatePredictionEngine<SmsInput, SmsPrediction>(chain);
         var input = new SmsInput();
         var output = new SmsPrediction();
-        var engineTimes = CnnBenchmark.Latencies(i => { input.Message = messages[i % n]; engine.Predict(input, ref output); }, _latencyCalls);
+        var engineTimes = Bench.Latencies(i => { input.Message = messages[i % n]; engine.Predict(input, ref output); }, _latencyCalls);
         rawNet.eval();
         float rawOne = 0;
-        var rawTimes = CnnBenchmark.Latencies(i =>
+        var rawTimes = Bench.Latencies(i =>
         {
             using var noGrad = torch.no_grad();
             using var scope = torch.NewDisposeScope();
             rawOne = rawNet.forward(PadIds(all, consecutive.AsSpan(i % n, 1))).sigmoid().item<float>();
         }, _latencyCalls);
-        Console.WriteLine($"  PredictionEngine.Predict (text -> normalize -> words -> keys -> LSTM): p50 {CnnBenchmark.Percentile(engineTimes, 0.5):F3} ms, "
-            + $"p90 {CnnBenchmark.Percentile(engineTimes, 0.9):F3} ms, p99 {CnnBenchmark.Percentile(engineTimes, 0.99):F3} ms");
-        Console.WriteLine($"  raw forward of one message's token ids (already tokenized): p50 {CnnBenchmark.Percentile(rawTimes, 0.5):F3} ms, "
-            + $"p90 {CnnBenchmark.Percentile(rawTimes, 0.9):F3} ms, p99 {CnnBenchmark.Percentile(rawTimes, 0.99):F3} ms");
-        Program.Settle();
+        Console.WriteLine($"  PredictionEngine.Predict (text -> normalize -> words -> keys -> LSTM): p50 {Bench.Percentile(engineTimes, 0.5):F3} ms, "
+            + $"p90 {Bench.Percentile(engineTimes, 0.9):F3} ms, p99 {Bench.Percentile(engineTimes, 0.99):F3} ms");
+        Console.WriteLine($"  raw forward of one message's token ids (already tokenized): p50 {Bench.Percentile(rawTimes, 0.5):F3} ms, "
+            + $"p90 {Bench.Percentile(rawTimes, 0.9):F3} ms, p99 {Bench.Percentile(rawTimes, 0.99):F3} ms");
+        Bench.Settle();
         double rssBefore = Memory.RssKiB() / 1024.0, managedBefore = Memory.ManagedLiveMiB();
         int more = 10 * _latencyCalls;
         int half = more / 2;
@@ -397,14 +397,14 @@ internal static class RnnBenchmark
         {
             input.Message = messages[i % n];
             engine.Predict(input, ref output);
-            if (i == half) { Program.Settle(); rssHalf = Memory.RssKiB() / 1024.0; managedHalf = Memory.ManagedLiveMiB(); }
+            if (i == half) { Bench.Settle(); rssHalf = Memory.RssKiB() / 1024.0; managedHalf = Memory.ManagedLiveMiB(); }
         }
-        Program.Settle();
+        Bench.Settle();
         Console.WriteLine($"  {more} more predictions: RSS {rssBefore:F0} -> {rssHalf:F0} (half-way) -> {Memory.RssKiB() / 1024.0:F0} MiB, "
             + $"managed live {managedBefore:F1} -> {managedHalf:F1} -> {Memory.ManagedLiveMiB():F1} MiB");
         Console.WriteLine();
         main.Loop.Dispose();
-        Program.Settle();
+        Bench.Settle();
 
         // ---------------------------------------------------------------- 4. peak memory of a whole run, in a child process
         Console.WriteLine($"4. Peak memory of a training run on {train.Count} messages (the whole pipeline: tokens + this LSTM, {_memoryEpochs} epoch(s)) + Transform over all messages, in a fresh process:");
@@ -426,7 +426,7 @@ internal static class RnnBenchmark
             double tokens = (double)_lengthRows * l;
             Console.WriteLine($"  L {l,4}: trainer {run.TrainerMedian:F3} s/epoch ({run.TrainerMedian / tokens * 1e6:F2} us/token), raw {run.RawMedian:F3} s/epoch ({run.RawMedian / tokens * 1e6:F2} us/token), "
                 + $"trainer / raw throughput {run.RawMedian / run.TrainerMedian:F3}; peak RSS of the process during this length {peak:F0} MiB; other processes {run.ForeignCores:F2} cores");
-            Program.Settle();
+            Bench.Settle();
         }
         var first = lengthRows[0];
         Console.WriteLine("  | L | trainer s/epoch | raw s/epoch | trainer / raw | trainer time vs L " + first.L + " | L ratio | us per token (trainer) |");
@@ -444,7 +444,7 @@ internal static class RnnBenchmark
             + $"with {bucketPad.Average(p => p.PaddingFraction) * 100:F1} %, {bucketPad.Average(p => p.Steps):F0} steps ({train.Tokens} real tokens per epoch)");
         var plain = Interleaved(trainView, train, _bucketEpochs, bucket: false, MaximumLength);
         plain.Loop.Dispose();
-        Program.Settle();
+        Bench.Settle();
         Console.WriteLine($"  without: trainer {plain.TrainerMedian:F3} s/epoch, raw {plain.RawMedian:F3} s/epoch (trainer / raw {plain.RawMedian / plain.TrainerMedian:F3}); other processes {plain.ForeignCores:F2} cores");
         try
         {
@@ -458,7 +458,7 @@ internal static class RnnBenchmark
             Console.WriteLine($"  with   : the trainer FAILED: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
             using var loop = new RawLoop(train, bucket: true);
             var rawEpochs = Enumerable.Range(0, _bucketEpochs + 1).Select(e => loop.Epoch(e)).Skip(1).ToArray();
-            Console.WriteLine($"           raw loop alone with bucketing: {Program.Median(rawEpochs):F3} s/epoch => raw loop {plain.RawMedian / Program.Median(rawEpochs):F2}x faster with bucketing");
+            Console.WriteLine($"           raw loop alone with bucketing: {Bench.Median(rawEpochs):F3} s/epoch => raw loop {plain.RawMedian / Bench.Median(rawEpochs):F2}x faster with bucketing");
         }
         Console.WriteLine();
         Console.WriteLine($"total RNN benchmark time {total.Elapsed.TotalMinutes:F1} min");
@@ -537,7 +537,7 @@ internal static class RnnBenchmark
         var ml = new MLContext(Seed);
         var all = RealData.Sms(ml);
         var train = rows > 0 ? ml.Data.TakeRows(all, rows) : all;
-        long count = Program.CountRows(train, train.Schema["Label"]);
+        long count = Bench.CountRows(train, train.Schema["Label"]);
         double afterLoad = Memory.RssKiB() / 1024.0;
         var watch = Stopwatch.StartNew();
         var model = SmsTokens(ml).Append(ml.BinaryClassification.Trainers.Rnn(TrainerOptions(epochs, null))).Fit(train);

@@ -299,8 +299,8 @@ internal static class TransformerBenchmark
     /// <summary>The epoch times of an interleaved run; element 0 of each is warm-up. Raw is empty when the run had no raw loop.</summary>
     private sealed record Interleaving(List<double> Trainer, List<double> Raw, double FitSeconds, double ForeignCores, double PeakMiB, ITransformer Model, RawLoop? Loop)
     {
-        public double TrainerMedian => Program.Median(Trainer.Skip(1));
-        public double RawMedian => Program.Median(Raw.Skip(1));
+        public double TrainerMedian => Bench.Median(Trainer.Skip(1));
+        public double RawMedian => Bench.Median(Raw.Skip(1));
     }
 
     /// <summary>
@@ -428,7 +428,7 @@ internal static class TransformerBenchmark
         double difference = Math.Abs(trainerLoss - loop.LastLoss);
         Console.WriteLine($"  sanity (untimed, also warm-up), {what}: one epoch from the same seed: mean training loss trainer {trainerLoss:F6}, raw loop {loop.LastLoss:F6} "
             + $"({(difference < 1e-4 ? "the same computation" : "DIFFERENT: the raw loop does not reproduce the trainer's network, batches or optimizer")})");
-        Program.Settle();
+        Bench.Settle();
     }
 
     /// <summary>Transform of <paramref name="view"/> read through a cursor (Score): seconds.</summary>
@@ -539,7 +539,7 @@ internal static class TransformerBenchmark
             + $"whole Fit {main.FitSeconds:F1} s for {_epochs + 1} epochs (reading the IDataView and building included)");
         Console.WriteLine($"  => training throughput trainer / raw = {main.RawMedian / main.TrainerMedian:F3}   (goal >= 0.95)");
         Console.WriteLine();
-        Program.Settle();
+        Bench.Settle();
 
         // ---------------------------------------------------------------- 2. batch scoring, alternating
         Console.WriteLine($"2. Batch scoring of all {all.Count} messages (Transform of the cached token view + reading Score and Probability through a cursor, "
@@ -596,7 +596,7 @@ internal static class TransformerBenchmark
             else { trainerScoring.Add(TrainerScoring(model.Transform(tokensAll))); rawScoring.Add(RawScoring()); }
         }
         for (int r = 0; r < _scoringRepeats; r++) textScoring.Add(TrainerScoring(chain.Transform(rawAll)));
-        double trainerScoringMedian = Program.Median(trainerScoring), rawScoringMedian = Program.Median(rawScoring), textScoringMedian = Program.Median(textScoring);
+        double trainerScoringMedian = Bench.Median(trainerScoring), rawScoringMedian = Bench.Median(rawScoring), textScoringMedian = Bench.Median(textScoring);
         TrainerScoring(model.Transform(tokensAll));
         var evaluation = ml.BinaryClassification.Evaluate(scoredTokens);
         double trainerAccuracy = Enumerable.Range(0, n).Count(i => (trainerScores[i] > 0) == (all.Labels[i] > 0)) / (double)n;
@@ -629,20 +629,20 @@ internal static class TransformerBenchmark
         var input = new SmsInput();
         var output = new SmsPrediction();
         var latencyCpu = CpuSnapshot.Take();
-        var engineTimes = CnnBenchmark.Latencies(i => { input.Message = messages[i % n]; engine.Predict(input, ref output); }, _latencyCalls);
+        var engineTimes = Bench.Latencies(i => { input.Message = messages[i % n]; engine.Predict(input, ref output); }, _latencyCalls);
         rawNet.eval();
         float rawOne = 0;
-        var rawTimes = CnnBenchmark.Latencies(i =>
+        var rawTimes = Bench.Latencies(i =>
         {
             using var noGrad = torch.no_grad();
             using var scope = torch.NewDisposeScope();
             rawOne = rawNet.forward(PadIds(all, consecutive.AsSpan(i % n, 1))).sigmoid().item<float>();
         }, _latencyCalls);
-        Console.WriteLine($"  PredictionEngine.Predict (text -> normalize -> words -> keys -> Transformer): p50 {CnnBenchmark.Percentile(engineTimes, 0.5):F3} ms, "
-            + $"p90 {CnnBenchmark.Percentile(engineTimes, 0.9):F3} ms, p99 {CnnBenchmark.Percentile(engineTimes, 0.99):F3} ms");
-        Console.WriteLine($"  raw forward of one message's token ids (already tokenized): p50 {CnnBenchmark.Percentile(rawTimes, 0.5):F3} ms, "
-            + $"p90 {CnnBenchmark.Percentile(rawTimes, 0.9):F3} ms, p99 {CnnBenchmark.Percentile(rawTimes, 0.99):F3} ms; other processes used {CpuSnapshot.Take().ForeignCoresSince(latencyCpu):F2} cores meanwhile");
-        Program.Settle();
+        Console.WriteLine($"  PredictionEngine.Predict (text -> normalize -> words -> keys -> Transformer): p50 {Bench.Percentile(engineTimes, 0.5):F3} ms, "
+            + $"p90 {Bench.Percentile(engineTimes, 0.9):F3} ms, p99 {Bench.Percentile(engineTimes, 0.99):F3} ms");
+        Console.WriteLine($"  raw forward of one message's token ids (already tokenized): p50 {Bench.Percentile(rawTimes, 0.5):F3} ms, "
+            + $"p90 {Bench.Percentile(rawTimes, 0.9):F3} ms, p99 {Bench.Percentile(rawTimes, 0.99):F3} ms; other processes used {CpuSnapshot.Take().ForeignCoresSince(latencyCpu):F2} cores meanwhile");
+        Bench.Settle();
         double rssBefore = Memory.RssKiB() / 1024.0, managedBefore = Memory.ManagedLiveMiB();
         int more = 10 * _latencyCalls;
         int half = more / 2;
@@ -651,14 +651,14 @@ internal static class TransformerBenchmark
         {
             input.Message = messages[i % n];
             engine.Predict(input, ref output);
-            if (i == half) { Program.Settle(); rssHalf = Memory.RssKiB() / 1024.0; managedHalf = Memory.ManagedLiveMiB(); }
+            if (i == half) { Bench.Settle(); rssHalf = Memory.RssKiB() / 1024.0; managedHalf = Memory.ManagedLiveMiB(); }
         }
-        Program.Settle();
+        Bench.Settle();
         Console.WriteLine($"  {more} more predictions: RSS {rssBefore:F0} -> {rssHalf:F0} (half-way) -> {Memory.RssKiB() / 1024.0:F0} MiB, "
             + $"managed live {managedBefore:F1} -> {managedHalf:F1} -> {Memory.ManagedLiveMiB():F1} MiB");
         Console.WriteLine();
         main.Loop.Dispose();
-        Program.Settle();
+        Bench.Settle();
 
         // ---------------------------------------------------------------- 4. peak memory of a whole run, in a child process
         Console.WriteLine($"4. Peak memory of a training run on {train.Count} messages (the whole pipeline: tokens + this Transformer, {_memoryEpochs} epoch(s)) + Transform over all messages, in a fresh process:");
@@ -685,13 +685,13 @@ internal static class TransformerBenchmark
                 var run = Interleaved(view, data, _lengthEpochs, new Setup(fused, AttentionDropoutRate, maxLength, false), withRaw: fused);
                 run.Loop?.Dispose();
                 ScoreSeconds(run.Model, view);
-                double eval = Program.Median(Enumerable.Range(0, 2).Select(_ => ScoreSeconds(run.Model, view)));
+                double eval = Bench.Median(Enumerable.Range(0, 2).Select(_ => ScoreSeconds(run.Model, view)));
                 if (fused) { row.FusedTrainer = run.TrainerMedian; row.FusedRaw = run.RawMedian; row.FusedPeak = run.PeakMiB; row.FusedEval = eval; }
                 else { row.ExplicitTrainer = run.TrainerMedian; row.ExplicitPeak = run.PeakMiB; row.ExplicitEval = eval; }
                 Console.WriteLine($"  L {l,4} {(fused ? "fused   " : "explicit")}: trainer {run.TrainerMedian:F3} s/epoch ({run.TrainerMedian / tokens * 1e6:F2} us/token)"
                     + (fused ? $", raw {run.RawMedian:F3} s/epoch ({run.RawMedian / tokens * 1e6:F2} us/token), trainer / raw throughput {run.RawMedian / run.TrainerMedian:F3}" : "")
                     + $"; eval {eval * 1000:F0} ms ({eval / tokens * 1e6:F2} us/token); peak RSS during the run {run.PeakMiB:F0} MiB; other processes {run.ForeignCores:F2} cores");
-                Program.Settle();
+                Bench.Settle();
             }
             if (_lengthsWithoutAttentionDropout)
             {
@@ -702,7 +702,7 @@ internal static class TransformerBenchmark
                     else { row.ExplicitNoDrop = run.TrainerMedian; row.ExplicitNoDropPeak = run.PeakMiB; }
                     Console.WriteLine($"  L {l,4} {(fused ? "fused   " : "explicit")}, attention dropout 0: trainer {run.TrainerMedian:F3} s/epoch ({run.TrainerMedian / tokens * 1e6:F2} us/token); "
                         + $"peak RSS during the run {run.PeakMiB:F0} MiB; other processes {run.ForeignCores:F2} cores");
-                    Program.Settle();
+                    Bench.Settle();
                 }
             }
             lengthRows.Add(row);
@@ -750,11 +750,11 @@ internal static class TransformerBenchmark
                 + $"{bucketPad.Average(p => p.Positions):F0} positions, {bucketPad.Average(p => p.Scores) / 1e6:F1} M scores ({train.Tokens} real tokens per epoch)");
             var plain = Interleaved(trainView, train, _bucketEpochs, Setup.Sms);
             plain.Loop!.Dispose();
-            Program.Settle();
+            Bench.Settle();
             Console.WriteLine($"  without: trainer {plain.TrainerMedian:F3} s/epoch, raw {plain.RawMedian:F3} s/epoch (trainer / raw {plain.RawMedian / plain.TrainerMedian:F3}); other processes {plain.ForeignCores:F2} cores");
             var bucketed = Interleaved(trainView, train, _bucketEpochs, Setup.Sms with { Bucket = true });
             bucketed.Loop!.Dispose();
-            Program.Settle();
+            Bench.Settle();
             Console.WriteLine($"  with   : trainer {bucketed.TrainerMedian:F3} s/epoch, raw {bucketed.RawMedian:F3} s/epoch (trainer / raw {bucketed.RawMedian / bucketed.TrainerMedian:F3}); other processes {bucketed.ForeignCores:F2} cores");
             Console.WriteLine($"  => BucketByLength: trainer epoch {plain.TrainerMedian / bucketed.TrainerMedian:F2}x faster (raw loop {plain.RawMedian / bucketed.RawMedian:F2}x)");
             Console.WriteLine();
@@ -827,7 +827,7 @@ internal static class TransformerBenchmark
         var ml = new MLContext(Seed);
         var all = RealData.Sms(ml);
         var train = rows > 0 ? ml.Data.TakeRows(all, rows) : all;
-        long count = Program.CountRows(train, train.Schema["Label"]);
+        long count = Bench.CountRows(train, train.Schema["Label"]);
         double afterLoad = Memory.RssKiB() / 1024.0;
         var watch = Stopwatch.StartNew();
         var model = SmsTokens(ml).Append(ml.BinaryClassification.Trainers.Transformer(TrainerOptions(Setup.Sms, epochs, null))).Fit(train);
