@@ -26,8 +26,10 @@ internal static class MlpCaseRun
         // Warm-up: one epoch of each (JIT, libtorch kernels and threads, allocator).
         var wr = RawLoop.Train(p, c, 1, evaluate: false);
         var wt = TrainerSide.Train(p, c, 1);
+        long parameters;
+        using (var loop = new RawLoop(p, c)) parameters = LibraryNetworks.SameParameterCount(loop.Network, wt.FinalLossModel!);
         wt.FinalLossModel = null;
-        Console.WriteLine($"  warm-up: raw 1 epoch {wr.Seconds:F2}s; trainer 1 epoch {wt.LoopSeconds:F2}s (Fit {wt.FitSeconds:F2}s)"
+        Console.WriteLine($"  warm-up: raw 1 epoch {wr.Seconds:F2}s; trainer 1 epoch {wt.LoopSeconds:F2}s (Fit {wt.FitSeconds:F2}s); the same network on both sides ({parameters} parameters)"
             + (Verbose ? $"; RSS now {Memory.RssKiB() / 1024.0:F0} MiB, peak since the case started {Memory.HwmKiB() / 1024.0:F0} MiB" : ""));
         Bench.Settle();
 

@@ -69,14 +69,14 @@ internal static class OverheadProfile
         // Micro-benchmarks of single operations (200k iterations each).
         Console.WriteLine("  the trainer's extras: loss.item() + IsFinite, ParamGroups.LearningRate = lr, (y - mean) / std, C# Fisher-Yates permutation, y.shape[0], cancel check (per batch)");
         Console.WriteLine("  single operations (mean over 200000 calls, 2000 for the per-epoch ones):");
-        using var probeNet = RawLoop.BuildNet(p.D, c.Hidden);
+        using var probeNet = LibraryNetworks.Mlp(TrainerSide.Options(p, c, 1), p.View.Schema, outputs: 1);
         using var opt = torch.optim.AdamW(probeNet.parameters(), LearningRate, weight_decay: WeightDecay);
         using var someLoss = torch.tensor(0.5f);
         using var yb = p.YRaw.narrow(0, 0, c.Batch).clone();
         Micro("NewDisposeScope + Dispose", () => { using var s = torch.NewDisposeScope(); });
         double item = Micro("loss.item<float>()", () => { _ = someLoss.item<float>(); });
         double lr = Micro("foreach ParamGroups: LearningRate = lr", () => { foreach (var g in opt.ParamGroups) g.LearningRate = LearningRate; });
-        double std = Micro("(y - mean) / std on a batch (in a scope)", () => { using var s = torch.NewDisposeScope(); _ = (yb - p.Mean) / p.Std; });
+        double std = Micro("(y - mean) / std on a batch (in a scope)", () => { using var s = torch.NewDisposeScope(); _ = p.Standardize(yb); });
         double shape = Micro("y.shape[0]", () => { _ = yb.shape[0]; });
         Micro("y.size(0)", () => { _ = yb.size(0); });
         var shuffle = new Random(1);

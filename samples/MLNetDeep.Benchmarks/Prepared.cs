@@ -2,6 +2,7 @@
 using System.Diagnostics;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 using Microsoft.ML.Transforms.Text;
 using MLNetDeep.TestData;
 using TorchSharp;
@@ -17,14 +18,27 @@ internal sealed class Prepared : IDisposable
     public required TaskKind Task;
     public required IDataView View;       // cached; Features is a known-size float vector, Label float (regression) or bool (binary)
     public required Tensor X;             // [N, D] float32
-    public required Tensor Y;             // regression: standardized label; binary: 0/1 float32
+    public required Tensor Y;             // regression: the label standardized as the trainer does (Standardize); binary: 0/1 float32
     public required Tensor YRaw;          // the label as read (regression: original units)
     public required long N;
     public required int D;
-    public double Mean, Std = 1;           // label moments (regression), as the trainer computes them
+    /// <summary>Regression: the trainer's own label head, prepared on this data (its label statistics); null for binary.</summary>
+    public RegressionHead? Head;
     public double PrepareSeconds;
 
-    public void Dispose() { X.Dispose(); Y.Dispose(); YRaw.Dispose(); }
+    public void Dispose()
+    {
+        X.Dispose();
+        Y.Dispose();
+        YRaw.Dispose();
+        Head?.Dispose();
+    }
+
+    /// <summary>
+    /// Regression: a label (or score) tensor in the units the network trains on, with <see cref="Head"/>'s mean and
+    /// scale, as its loss standardizes each batch's label (SafeOps.Affine(y, 1 / Scale, -Mean / Scale)).
+    /// </summary>
+    public Tensor Standardize(Tensor y) => SafeOps.Affine(y, 1 / Head!.Scale, -Head.Mean / Head.Scale);
 
     public static Prepared Load(string data) => data == "bike" ? Bike() : Sms();
 
@@ -36,7 +50,7 @@ internal sealed class Prepared : IDisposable
         // Featurization as the tests' Pipelines.BikeFeatures, run once; the trainer then gets the cached result.
         var featurizer = ml.Transforms.Concatenate("Features", BikeRow.FeatureColumns).Append(ml.Transforms.NormalizeMeanVariance("Features")).Fit(raw);
         var view = ml.Data.Cache(featurizer.Transform(raw), "Features", "Label");
-        return Read("bike", TaskKind.Regression, view, watch);
+        return Read(ml, "bike", TaskKind.Regression, view, watch);
     }
 
     public static Prepared Sms()
@@ -53,11 +67,11 @@ internal sealed class Prepared : IDisposable
             .Append(ml.Transforms.FeatureSelection.SelectFeaturesBasedOnCount("Features", count: 3))
             .Fit(raw);
         var view = ml.Data.Cache(featurizer.Transform(raw), "Features", "Label");
-        return Read("sms", TaskKind.Binary, view, watch);
+        return Read(ml, "sms", TaskKind.Binary, view, watch);
     }
 
     /// <summary>Reads the cached view once (which also fills ML.NET's cache) into dense tensors, in the view's row order.</summary>
-    private static Prepared Read(string name, TaskKind task, IDataView view, Stopwatch watch)
+    private static Prepared Read(MLContext ml, string name, TaskKind task, IDataView view, Stopwatch watch)
     {
         var featureCol = view.Schema["Features"];
         var labelCol = view.Schema["Label"];
@@ -92,15 +106,15 @@ internal sealed class Prepared : IDisposable
         var p = new Prepared { Name = name, Task = task, View = view, X = x, YRaw = yRaw, Y = yRaw, N = n, D = d };
         if (task == TaskKind.Regression)
         {
-            // The trainer's RegressionTask: mean and unbiased std in double, then trains on (y - mean) / std.
-            using (var y64 = yRaw.to_type(ScalarType.Float64))
-            {
-                p.Mean = y64.mean().item<double>();
-                p.Std = y64.std().item<double>();
-            }
-            if (p.Std <= 1e-12) p.Std = 1;
-            using var centred = yRaw - p.Mean;
-            p.Y = (centred / p.Std).DetachFromDisposeScope();
+            // The trainer's own label standardization: its RegressionHead (squared error, StandardizeLabel, as in
+            // TrainerSide.Options), prepared on the data as the trainer reads it, gives the statistics; the raw loop
+            // trains on the label standardized once up front (the trainer standardizes per batch, in its loss).
+            p.Head = new RegressionHead(RegressionLoss.SquaredError, 1, standardize: true);
+            using (var ch = ((IHostEnvironment)ml).Start("label statistics"))
+            using (var data = TrainingData.Load(ch, view, DenseEncoder.FromSchema(view.Schema, "Features", "training"), p.Head, "Features", "Label", "training",
+                DataCaching.Memory, int.MaxValue))
+                p.Head.Prepare(data, torch.CPU);
+            p.Y = p.Standardize(yRaw).DetachFromDisposeScope();
         }
         GC.Collect();
         p.PrepareSeconds = watch.Elapsed.TotalSeconds;

@@ -14,7 +14,7 @@ internal enum Extras
     None = 0,
     ItemPerBatch = 1,          // loss.item<float>() and a finiteness check, every batch
     SetLearningRate = 2,       // foreach (var g in optimizer.ParamGroups) g.LearningRate = lr, every batch
-    StandardizePerBatch = 4,   // (y - mean) / std on the batch instead of once up front
+    StandardizePerBatch = 4,   // the trainer's RegressionHead.Loss, which standardizes the batch's label, instead of standardizing once up front
     ManagedPermutation = 8,    // Fisher-Yates on a long[] in C# + torch.tensor(perm) instead of torch.randperm
     ShapeAndCheck = 16,        // y.shape[0] (allocates a long[]) and a cancellation-style check, every batch
     All = 31,
@@ -23,7 +23,7 @@ internal enum Extras
 internal sealed record RawResult(double Seconds, long Batches, long AllocatedBytes, int Gen0, double FinalLoss, double ForeignCores, double OwnCores, double[] EpochSeconds);
 
 /// <summary>
-/// The minimal TorchSharp loop, one epoch per call (so that its epochs can be interleaved with the trainer's):
+/// The minimal TorchSharp loop over the trainer's network (<see cref="LibraryNetworks.Mlp"/>), one epoch per call (so that its epochs can be interleaved with the trainer's):
 /// a permutation per epoch, then per batch index_select of x and y, zero_grad, forward, loss, backward and an
 /// AdamW step, inside a dispose scope. <see cref="Extras"/> adds the trainer's per-batch work, for the profile.
 /// </summary>
@@ -34,6 +34,9 @@ internal sealed class RawLoop : IDisposable
     private readonly Extras _extras;
     public Case Case => _c;
     private readonly nn.Module<Tensor, Tensor> _net;
+
+    /// <summary>The network this loop trains (the library's MLP).</summary>
+    public nn.Module<Tensor, Tensor> Network => _net;
     private readonly TorchSharp.Modules.OptimizerHelper _optimizer;
     private readonly Random _shuffle = new(Seed);
     private long _sink;
@@ -49,7 +52,7 @@ internal sealed class RawLoop : IDisposable
         _c = c;
         _extras = extras;
         torch.manual_seed(Seed); // the trainer seeds the same way before building: same initial weights
-        _net = BuildNet(p.D, c.Hidden);
+        _net = LibraryNetworks.Mlp(TrainerSide.Options(p, c, 1), p.View.Schema, outputs: 1); // the trainer's network (one output: the value or the logit)
         _optimizer = torch.optim.AdamW(_net.parameters(), LearningRate, weight_decay: WeightDecay);
     }
 
@@ -78,8 +81,7 @@ internal sealed class RawLoop : IDisposable
                     foreach (var g in _optimizer.ParamGroups) g.LearningRate = LearningRate;
                 _optimizer.zero_grad();
                 var output = _net.forward(x);
-                var target = Has(Extras.StandardizePerBatch) ? (y - p.Mean) / p.Std : y;
-                var loss = Loss(p.Task, output, target);
+                var loss = Has(Extras.StandardizePerBatch) && p.Head is { } head ? head.Loss(output, y) : Loss(p.Task, output, y);
                 if (Has(Extras.ItemPerBatch))
                 {
                     double value = loss.item<float>();
@@ -155,33 +157,6 @@ internal sealed class RawLoop : IDisposable
         for (long s = 0; s < p.N; s += 1024) outputs.Add(net.forward(p.X.narrow(0, s, Math.Min(1024, p.N - s))));
         var output = torch.cat(outputs, 0);
         return Loss(p.Task, output, p.Y).item<float>();
-    }
-
-    /// <summary>The layers MlpNetworkSpec builds for (hidden, ReLU, dropout 0, no batch norm), with its initialisation and layer names.</summary>
-    public static nn.Module<Tensor, Tensor> BuildNet(int input, int[] hidden)
-    {
-        var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
-        int width = input;
-        for (int i = 0; i < hidden.Length; i++)
-        {
-            var linear = nn.Linear(width, hidden[i], hasBias: true);
-            using (torch.no_grad())
-            {
-                nn.init.kaiming_uniform_(linear.weight!, 0, nn.init.FanInOut.FanIn, nn.init.NonlinearityType.ReLU);
-                nn.init.zeros_(linear.bias!);
-            }
-            layers.Add(($"linear{i}", linear));
-            layers.Add(($"activation{i}", nn.ReLU()));
-            width = hidden[i];
-        }
-        var head = nn.Linear(width, 1);
-        using (torch.no_grad())
-        {
-            nn.init.xavier_uniform_(head.weight!);
-            nn.init.zeros_(head.bias!);
-        }
-        layers.Add(("head", head));
-        return nn.Sequential(layers);
     }
 
     public static Tensor Loss(TaskKind task, Tensor output, Tensor target) => task == TaskKind.Regression

@@ -15,6 +15,32 @@ internal sealed record TrainerResult(double LoopSeconds, double FitSeconds, long
 internal static class TrainerSide
 {
     /// <summary>
+    /// The trainer's options for a case: ReLU, dropout 0, no batch norm, AdamW, squared error on the standardized label
+    /// (regression), all rows cached. The raw loop builds its network from these options too (<see cref="LibraryNetworks.Mlp"/>).
+    /// </summary>
+    public static MlpOptions Options(Prepared p, Case c, int epochs, Action<EpochMetrics>? onEpoch = null)
+    {
+        MlpOptions o = p.Task == TaskKind.Regression ? new MlpRegressionTrainer.Options() : new MlpBinaryTrainer.Options();
+        o.HiddenLayers = c.Hidden;
+        o.Dropout = 0;
+        o.BatchNorm = false;
+        o.Activation = DeepActivation.Relu;
+        o.NumberOfEpochs = epochs;
+        o.BatchSize = c.Batch;
+        o.Optimizer = DeepOptimizer.AdamW;
+        o.LearningRate = LearningRate;
+        o.WeightDecay = WeightDecay;
+        if (p.Task == TaskKind.Regression)
+        {
+            o.RegressionLoss = RegressionLoss.SquaredError;
+            o.StandardizeLabel = true;
+        }
+        o.Caching = DataCaching.Memory;
+        o.EpochCallback = onEpoch;
+        return o;
+    }
+
+    /// <summary>
     /// One Fit of the MLNetDeep trainer. The loop time is the sum of EpochMetrics.Seconds (the epochs only: no data
     /// loading, network building or model creation). <paramref name="afterEpoch"/> runs inside the epoch callback,
     /// i.e. after the trainer stopped that epoch's clock and before it starts the next one's.
@@ -44,27 +70,10 @@ internal static class TrainerSide
         }
         var cpu = CpuSnapshot.Take();
         var watch = Stopwatch.StartNew();
-        ITransformer model;
-        if (p.Task == TaskKind.Regression)
-        {
-            var o = new MlpRegressionTrainer.Options
-            {
-                HiddenLayers = c.Hidden, Dropout = 0, BatchNorm = false, Activation = DeepActivation.Relu,
-                NumberOfEpochs = epochs, BatchSize = c.Batch, Optimizer = DeepOptimizer.AdamW, LearningRate = LearningRate, WeightDecay = WeightDecay,
-                RegressionLoss = RegressionLoss.SquaredError, StandardizeLabel = true, Caching = DataCaching.Memory, EpochCallback = OnEpoch,
-            };
-            model = ml.Regression.Trainers.Mlp(o).Fit(p.View);
-        }
-        else
-        {
-            var o = new MlpBinaryTrainer.Options
-            {
-                HiddenLayers = c.Hidden, Dropout = 0, BatchNorm = false, Activation = DeepActivation.Relu,
-                NumberOfEpochs = epochs, BatchSize = c.Batch, Optimizer = DeepOptimizer.AdamW, LearningRate = LearningRate, WeightDecay = WeightDecay,
-                Caching = DataCaching.Memory, EpochCallback = OnEpoch,
-            };
-            model = ml.BinaryClassification.Trainers.Mlp(o).Fit(p.View);
-        }
+        var o = Options(p, c, epochs, OnEpoch);
+        ITransformer model = o is MlpRegressionTrainer.Options r
+            ? ml.Regression.Trainers.Mlp(r).Fit(p.View)
+            : ml.BinaryClassification.Trainers.Mlp((MlpBinaryTrainer.Options)o).Fit(p.View);
         watch.Stop();
         var cpuEnd = CpuSnapshot.Take();
         long batchesPerEpoch = (p.N + c.Batch - 1) / c.Batch;
@@ -87,7 +96,7 @@ internal static class TrainerSide
         }
         using var scope = torch.NewDisposeScope();
         var output = torch.tensor(scores).unsqueeze(1);
-        if (p.Task == TaskKind.Regression) output = (output - p.Mean) / p.Std; // Score is in label units; the loop's loss is on the standardized label
+        if (p.Task == TaskKind.Regression) output = p.Standardize(output); // Score is in label units; the loop's loss is on the standardized label
         return RawLoop.Loss(p.Task, output, p.Y).item<float>();
     }
 }
