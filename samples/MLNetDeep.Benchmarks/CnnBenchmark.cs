@@ -1,7 +1,8 @@
 // CNN benchmark (`--cnn`): the MLNetDeep CNN trainer on Fashion-MNIST against a hand-written TorchSharp loop over the
-// same network (SmallCnn written out layer by layer), optimizer, loss, batch size and per-epoch shuffle, in the same
-// run; batch scoring (Transform over the 10 000 test images) against a raw forward pass; PredictionEngine latency;
-// and the peak RSS of a whole training run on the 60 000 training images, in a child process. See README.md.
+// same network (the library's SmallCnn and head, built from the trainer's options: LibraryNetworks.Cnn), optimizer,
+// loss, batch size and per-epoch shuffle, in the same run; batch scoring (Transform over the 10 000 test images)
+// against a raw forward pass; PredictionEngine latency; and the peak RSS of a whole training run on the 60 000
+// training images, in a child process. See README.md.
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML;
@@ -23,17 +24,6 @@ internal static class CnnBenchmark
 
     private static int _epochs = 3, _batch = 128, _trainRows = 60_000, _scoringRepeats = 5, _latencyCalls = 2_000, _memoryEpochs = 1;
     private static string _memoryArchitecture = "small";
-
-    /// <summary>The SmallCnn preset (<see cref="CnnArchitecture.SmallCnn"/>) written out in plain TorchSharp, with the trainer's head.</summary>
-    private static nn.Module<Tensor, Tensor> RawSmallCnn() => nn.Sequential(
-        ("conv1", nn.Conv2d(1, 32, 3, padding: 1)), ("bn1", nn.BatchNorm2d(32)), ("relu1", nn.ReLU()),
-        ("conv2", nn.Conv2d(32, 32, 3, padding: 1)), ("bn2", nn.BatchNorm2d(32)), ("relu2", nn.ReLU()),
-        ("pool1", nn.MaxPool2d(2)), ("drop1", nn.Dropout(0.25)),
-        ("conv3", nn.Conv2d(32, 64, 3, padding: 1)), ("bn3", nn.BatchNorm2d(64)), ("relu3", nn.ReLU()),
-        ("conv4", nn.Conv2d(64, 64, 3, padding: 1)), ("bn4", nn.BatchNorm2d(64)), ("relu4", nn.ReLU()),
-        ("pool2", nn.MaxPool2d(2)), ("drop2", nn.Dropout(0.25)),
-        ("flatten", nn.Flatten()), ("dense", nn.Linear(64 * 7 * 7, 128)), ("bn5", nn.BatchNorm1d(128)), ("relu5", nn.ReLU()), ("drop3", nn.Dropout(0.5)),
-        ("head", nn.Linear(128, Classes)));
 
     private static CnnMulticlassTrainer.Options TrainerOptions(int epochs, Action<EpochMetrics>? callback, string architecture = "small") => new()
     {
@@ -86,8 +76,8 @@ internal static class CnnBenchmark
         Console.WriteLine();
 
         // ---------------------------------------------------------------- training throughput, interleaved
-        torch.manual_seed(Seed);
-        var rawNet = RawSmallCnn();
+        torch.manual_seed(Seed); // the trainer seeds the same way before building: same initial weights
+        var rawNet = LibraryNetworks.Cnn(TrainerOptions(_epochs + 1, null), train.Schema, Classes); // the trainer's SmallCnn and head
         var rawOptimizer = torch.optim.AdamW(rawNet.parameters(), LearningRate, weight_decay: WeightDecay);
         var rawEpochs = new List<double>();
         double RawEpoch()
@@ -129,10 +119,7 @@ internal static class CnnBenchmark
         })).Fit(train);
         double fitSeconds = fitWatch.Elapsed.TotalSeconds - rawInsideFit;
         double foreign = CpuSnapshot.Take().ForeignCoresSince(fitCpu);
-        var cnn = ((ISingleFeaturePredictionTransformer<DeepMulticlassModelParameters>)model).Model;
-        long rawParameters = rawNet.parameters().Sum(p => p.numel());
-        if (rawParameters != cnn.ParameterCount)
-            throw new InvalidOperationException($"The raw network has {rawParameters} parameters, the trainer's {cnn.ParameterCount}: not the same network.");
+        long rawParameters = LibraryNetworks.SameParameterCount(rawNet, model);
 
         double trainerMedian = Bench.Median(trainerEpochs.Skip(1)), rawMedian = Bench.Median(rawEpochs);
         double epochRows = n;
