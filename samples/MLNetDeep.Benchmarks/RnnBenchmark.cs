@@ -1,9 +1,10 @@
 // RNN benchmark (`--rnn`): the MLNetDeep recurrent trainer (LSTM over word tokens) on the SMS spam messages against a
-// hand-written TorchSharp loop over the same network (RnnNetwork's token LSTM written out in plain TorchSharp),
-// optimizer, loss, gradient clipping and batches (the trainer's own shuffle and per-batch padding, replicated), in the
-// same run; batch scoring (Transform over all messages) against a raw forward pass; PredictionEngine latency through the
-// whole pipeline (tokenization included) and a leak check; the peak RSS of a whole training run in a child process; and
-// how the cost grows with the sequence length and what BucketByLength buys on SMS's ragged lengths. See README.md.
+// hand-written TorchSharp loop over the same network (the library's RnnNetwork, built from the trainer's options:
+// LibraryNetworks.Rnn), optimizer, loss, gradient clipping and batches (the trainer's own shuffle and per-batch
+// padding, replicated), in the same run; batch scoring (Transform over all messages) against a raw forward pass;
+// PredictionEngine latency through the whole pipeline (tokenization included) and a leak check; the peak RSS of a
+// whole training run in a child process; and how the cost grows with the sequence length and what BucketByLength buys
+// on SMS's ragged lengths. See README.md.
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML;
@@ -33,51 +34,6 @@ internal static class RnnBenchmark
         _lengthRows = 1_024, _lengthEpochs = 2, _bucketEpochs = 3;
     private static int[] _lengths = { 32, 128, 512 };
     private static int? _threads;
-
-    // ---------------------------------------------------------------- the raw network
-
-    /// <summary>
-    /// <see cref="RnnNetwork"/> for token input with one unidirectional LSTM layer and last-step pooling, written out in
-    /// plain TorchSharp: embedding (padding_idx 0) → LSTM (batch_first) over pack_padded_sequence(enforce_sorted: false) →
-    /// pad_packed_sequence → the output at each row's last valid step → dropout → Linear head (Xavier-uniform weight,
-    /// zero bias). Built in the same order, so after the same torch.manual_seed it starts from the same weights.
-    /// </summary>
-    private sealed class RawLstm : nn.Module<Tensor, Tensor>
-    {
-        // Explicit scalars kept alive (an implicit Scalar may be finalized while libtorch reads it; see README, GC stress).
-        private static readonly Scalar Zero = 0L.ToScalar(), One = 1L.ToScalar();
-        private readonly Embedding embedding;
-        private readonly LSTM lstm;
-        private readonly Dropout dropout;
-        private readonly Linear head;
-
-        public RawLstm(int vocabulary) : base(nameof(RawLstm))
-        {
-            embedding = nn.Embedding(vocabulary, EmbeddingSize, padding_idx: 0);
-            lstm = nn.LSTM(EmbeddingSize, HiddenSize, 1, batchFirst: true);
-            dropout = nn.Dropout(DropoutRate);
-            head = nn.Linear(HiddenSize, 1);
-            using (torch.no_grad())
-            {
-                nn.init.xavier_uniform_(head.weight!);
-                nn.init.zeros_(head.bias!);
-            }
-            RegisterComponents();
-        }
-
-        /// <summary>int64 [B, T] token ids, 0 = padding → [B, 1] logits.</summary>
-        public override Tensor forward(Tensor x)
-        {
-            var lengths = x.ne(Zero).sum(1).clamp_min(One); // an empty row is one padding step
-            var packed = nn.utils.rnn.pack_padded_sequence(embedding.forward(x), lengths, batch_first: true, enforce_sorted: false);
-            using var packedOut = lstm.call(packed).Item1;
-            var (output, _) = nn.utils.rnn.pad_packed_sequence(packedOut, batch_first: true);
-            packed.Dispose();
-            var last = (lengths - One).view(-1, 1, 1).expand(-1, 1, HiddenSize);
-            var pooled = output.gather(1, last).squeeze(1);
-            return head.forward(dropout.forward(pooled));
-        }
-    }
 
     private static RnnBinaryTrainer.Options TrainerOptions(int epochs, Action<EpochMetrics>? callback, bool bucket = false, int maxLength = MaximumLength) => new()
     {
@@ -116,15 +72,16 @@ internal static class RnnBenchmark
     {
         private readonly TokenBench.TokenData _d;
         private readonly bool _bucket;
-        public readonly RawLstm Net;
+        public readonly nn.Module<Tensor, Tensor> Net;
         private readonly OptimizerHelper _optimizer;
 
-        public RawLoop(TokenBench.TokenData d, bool bucket)
+        /// <summary>A loop over <paramref name="d"/>, the rows of the token column of <paramref name="schema"/>, the trainer's network for it.</summary>
+        public RawLoop(DataViewSchema schema, TokenBench.TokenData d, bool bucket, int maxLength = MaximumLength)
         {
             _d = d;
             _bucket = bucket;
             torch.manual_seed(Seed); // the trainer seeds the same way before building its network: same initial weights
-            Net = new RawLstm(d.Vocabulary);
+            Net = LibraryNetworks.Rnn(TrainerOptions(1, null, bucket, maxLength), schema, outputs: 1); // RnnNetwork: embedding, packed LSTM, last step, dropout, head
             _optimizer = torch.optim.AdamW(Net.parameters(), LearningRate, weight_decay: WeightDecay);
         }
 
@@ -180,7 +137,7 @@ internal static class RnnBenchmark
     private static Interleaving Interleaved(IDataView view, TokenBench.TokenData d, int epochs, bool bucket, int maxLength, Action<EpochMetrics, double>? onEpoch = null, Action<double>? onRawWarmUp = null)
     {
         var ml = new MLContext(Seed);
-        var loop = new RawLoop(d, bucket);
+        var loop = new RawLoop(view.Schema, d, bucket, maxLength);
         double warm = loop.Epoch(0);
         onRawWarmUp?.Invoke(warm);
         var trainer = new List<double>();
@@ -198,10 +155,7 @@ internal static class RnnBenchmark
         }, bucket, maxLength)).Fit(view);
         double fit = watch.Elapsed.TotalSeconds - rawInsideFit;
         double foreign = CpuSnapshot.Take().ForeignCoresSince(cpu);
-        long rawParameters = loop.Net.parameters().Sum(p => p.numel());
-        long trainerParameters = ((ISingleFeaturePredictionTransformer<DeepBinaryModelParameters>)model).Model.ParameterCount;
-        if (rawParameters != trainerParameters)
-            throw new InvalidOperationException($"The raw network has {rawParameters} parameters, the trainer's {trainerParameters}: not the same network.");
+        LibraryNetworks.SameParameterCount(loop.Net, model);
         return new Interleaving(trainer, raw, warm, fit, foreign, model, loop);
     }
 
@@ -213,7 +167,7 @@ internal static class RnnBenchmark
     /// </summary>
     private static void SameComputation(IDataView view, TokenBench.TokenData d)
     {
-        using var loop = new RawLoop(d, bucket: false);
+        using var loop = new RawLoop(view.Schema, d, bucket: false);
         loop.Epoch(0, meanLoss: true);
         double trainerLoss = double.NaN;
         new MLContext(Seed).BinaryClassification.Trainers.Rnn(TrainerOptions(1, m => trainerLoss = m.TrainLoss)).Fit(view);
@@ -456,7 +410,7 @@ internal static class RnnBenchmark
         catch (Exception e) when (e is ArgumentException or InvalidOperationException)
         {
             Console.WriteLine($"  with   : the trainer FAILED: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
-            using var loop = new RawLoop(train, bucket: true);
+            using var loop = new RawLoop(trainView.Schema, train, bucket: true);
             var rawEpochs = Enumerable.Range(0, _bucketEpochs + 1).Select(e => loop.Epoch(e)).Skip(1).ToArray();
             Console.WriteLine($"           raw loop alone with bucketing: {Bench.Median(rawEpochs):F3} s/epoch => raw loop {plain.RawMedian / Bench.Median(rawEpochs):F2}x faster with bucketing");
         }
