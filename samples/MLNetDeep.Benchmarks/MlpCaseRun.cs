@@ -58,17 +58,9 @@ internal static class MlpCaseRun
                 finally { Bench.Settle(); }
                 Console.WriteLine($"    run {r + 1}{(attempt > 1 ? $" (attempt {attempt})" : "")}{(rawFirst ? ", raw first" : ", trainer first")}: raw {rawSum:F2}s = {rowsPerRun / rawSum,9:F0} rows/s | trainer {trainerSum:F2}s = {rowsPerRun / trainerSum,9:F0} rows/s | "
                     + $"ratio {rawSum / trainerSum:F3} | other processes {foreign:F2} cores");
-                if (Verbose)
+                Details(rawEpochs, trainerEpochs);
+                if (Keep(r, attempt, foreign, ref noisy, ref maxForeign))
                 {
-                    Console.WriteLine($"      raw epoch ms:     {string.Join(" ", rawEpochs.Select(x => (x * 1000).ToString("F0")))}");
-                    Console.WriteLine($"      trainer epoch ms: {string.Join(" ", trainerEpochs.Select(x => (x * 1000).ToString("F0")))}");
-                    Console.WriteLine($"      RSS now {Memory.RssKiB() / 1024.0:F0} MiB, peak since the case started {Memory.HwmKiB() / 1024.0:F0} MiB");
-                }
-                bool quiet = !(foreign > QuietThreshold);
-                if (quiet || attempt >= MaxAttempts || OverBudget)
-                {
-                    if (!quiet) { noisy++; Console.WriteLine($"    run {r + 1}: other processes used {foreign:F2} cores in all {attempt} attempt(s); kept (flagged)"); }
-                    maxForeign = Math.Max(maxForeign, foreign);
                     iRaw.Add(rawSum);
                     iTrainer.Add(trainerSum);
                     iRatios.Add(rawSum / trainerSum);
@@ -102,17 +94,9 @@ internal static class MlpCaseRun
                 double foreign = Math.Max(rr.ForeignCores, tt.ForeignCores);
                 Console.WriteLine($"    run {r + 1}{(attempt > 1 ? $" (attempt {attempt})" : "")}: raw {rr.Seconds:F2}s = {rowsPerRun / rr.Seconds,9:F0} rows/s | trainer loop {tt.LoopSeconds:F2}s = {rowsPerRun / tt.LoopSeconds,9:F0} rows/s, "
                     + $"Fit {tt.FitSeconds:F2}s = {rowsPerRun / tt.FitSeconds,9:F0} rows/s | CPU cores: own {rr.OwnCores:F2}/{tt.OwnCores:F2}, other processes {rr.ForeignCores:F2}/{tt.ForeignCores:F2}");
-                if (Verbose)
+                Details(rr.EpochSeconds, tt.EpochSeconds);
+                if (Keep(r, attempt, foreign, ref noisy, ref maxForeign))
                 {
-                    Console.WriteLine($"      raw epoch ms:     {string.Join(" ", rr.EpochSeconds.Select(x => (x * 1000).ToString("F0")))}");
-                    Console.WriteLine($"      trainer epoch ms: {string.Join(" ", tt.EpochSeconds.Select(x => (x * 1000).ToString("F0")))}");
-                    Console.WriteLine($"      RSS now {Memory.RssKiB() / 1024.0:F0} MiB, peak since the case started {Memory.HwmKiB() / 1024.0:F0} MiB");
-                }
-                bool quiet = !(foreign > QuietThreshold);
-                if (quiet || attempt >= MaxAttempts || OverBudget)
-                {
-                    if (!quiet) { noisy++; Console.WriteLine($"    run {r + 1}: other processes used {foreign:F2} cores in all {attempt} attempt(s); kept (flagged)"); }
-                    maxForeign = Math.Max(maxForeign, foreign);
                     if (r != Repeats - 1) tt.FinalLossModel = null;
                     raw.Add(rr);
                     trainer.Add(tt);
@@ -153,6 +137,29 @@ internal static class MlpCaseRun
         return new Summary(rawRps, trainerRps, ratio, epochPairRatio, sRaw, sTrainer, sTrainer / sRaw, fitRps, fitRps / sRaw, fitOverhead,
             rawLoss, trainerLoss, rawAlloc, trainerAlloc, peak, Memory.ProcessPeakRssMiB(),
             rawProbe?.PeakAboveBaselineMiB ?? double.NaN, trainerProbe?.PeakAboveBaselineMiB ?? double.NaN, maxForeign, noisy);
+    }
+
+    /// <summary>With --verbose: every epoch's time of both sides in a run, and the memory now.</summary>
+    private static void Details(double[] rawEpochs, double[] trainerEpochs)
+    {
+        if (!Verbose) return;
+        Console.WriteLine($"      raw epoch ms:     {string.Join(" ", rawEpochs.Select(x => (x * 1000).ToString("F0")))}");
+        Console.WriteLine($"      trainer epoch ms: {string.Join(" ", trainerEpochs.Select(x => (x * 1000).ToString("F0")))}");
+        Console.WriteLine($"      RSS now {Memory.RssKiB() / 1024.0:F0} MiB, peak since the case started {Memory.HwmKiB() / 1024.0:F0} MiB");
+    }
+
+    /// <summary>
+    /// Whether run <paramref name="r"/>'s measurement stands: other processes used at most the quiet threshold
+    /// (<paramref name="foreign"/> cores), or no attempt or time is left, and then it is kept, flagged and counted in
+    /// <paramref name="noisy"/>. False: measure again.
+    /// </summary>
+    private static bool Keep(int r, int attempt, double foreign, ref int noisy, ref double maxForeign)
+    {
+        bool quiet = !(foreign > QuietThreshold);
+        if (!quiet && attempt < MaxAttempts && !OverBudget) return false;
+        if (!quiet) { noisy++; Console.WriteLine($"    run {r + 1}: other processes used {foreign:F2} cores in all {attempt} attempt(s); kept (flagged)"); }
+        maxForeign = Math.Max(maxForeign, foreign);
+        return true;
     }
 
     /// <summary>
