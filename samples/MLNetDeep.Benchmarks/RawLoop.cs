@@ -23,9 +23,9 @@ internal enum Extras
 internal sealed record RawResult(double Seconds, long Batches, long AllocatedBytes, int Gen0, double FinalLoss, double ForeignCores, double OwnCores, double[] EpochSeconds);
 
 /// <summary>
-/// The minimal TorchSharp loop over the trainer's network (<see cref="LibraryNetworks.Mlp"/>), one epoch per call (so that its epochs can be interleaved with the trainer's):
-/// a permutation per epoch, then per batch index_select of x and y, zero_grad, forward, loss, backward and an
-/// AdamW step, inside a dispose scope. <see cref="Extras"/> adds the trainer's per-batch work, for the profile.
+/// The minimal TorchSharp loop over the trainer's network (<see cref="LibraryNetworks.Mlp"/>), one epoch per call (so
+/// that its epochs can be interleaved with the trainer's): a permutation per epoch, then per batch index_select of x
+/// and y, zero_grad, forward, loss, backward and an AdamW step, inside a dispose scope. <see cref="Extras"/> adds the trainer's per-batch work, for the profile.
 /// </summary>
 internal sealed class RawLoop : IDisposable
 {
@@ -34,12 +34,12 @@ internal sealed class RawLoop : IDisposable
     private readonly Extras _extras;
     public Case Case => _c;
     private readonly nn.Module<Tensor, Tensor> _net;
-
-    /// <summary>The network this loop trains (the library's MLP).</summary>
-    public nn.Module<Tensor, Tensor> Network => _net;
     private readonly TorchSharp.Modules.OptimizerHelper _optimizer;
     private readonly Random _shuffle = new(Seed);
     private long _sink;
+
+    /// <summary>The network this loop trains (the library's MLP).</summary>
+    public nn.Module<Tensor, Tensor> Network => _net;
 
     public long Batches { get; private set; }
     public long AllocatedBytes { get; private set; }
