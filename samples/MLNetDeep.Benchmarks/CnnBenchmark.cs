@@ -1,7 +1,8 @@
 // CNN benchmark (`--cnn`): the MLNetDeep CNN trainer on Fashion-MNIST against a hand-written TorchSharp loop over the
-// same network (SmallCnn written out layer by layer), optimizer, loss, batch size and per-epoch shuffle, in the same
-// run; batch scoring (Transform over the 10 000 test images) against a raw forward pass; PredictionEngine latency;
-// and the peak RSS of a whole training run on the 60 000 training images, in a child process. See README.md.
+// same network (the library's SmallCnn and head, built from the trainer's options: LibraryNetworks.Cnn), optimizer,
+// loss, batch size and per-epoch shuffle, in the same run; batch scoring (Transform over the 10 000 test images)
+// against a raw forward pass; PredictionEngine latency; and the peak RSS of a whole training run on the 60 000
+// training images, in a child process. See README.md.
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML;
@@ -23,17 +24,6 @@ internal static class CnnBenchmark
 
     private static int _epochs = 3, _batch = 128, _trainRows = 60_000, _scoringRepeats = 5, _latencyCalls = 2_000, _memoryEpochs = 1;
     private static string _memoryArchitecture = "small";
-
-    /// <summary>The SmallCnn preset (<see cref="CnnArchitecture.SmallCnn"/>) written out in plain TorchSharp, with the trainer's head.</summary>
-    private static nn.Module<Tensor, Tensor> RawSmallCnn() => nn.Sequential(
-        ("conv1", nn.Conv2d(1, 32, 3, padding: 1)), ("bn1", nn.BatchNorm2d(32)), ("relu1", nn.ReLU()),
-        ("conv2", nn.Conv2d(32, 32, 3, padding: 1)), ("bn2", nn.BatchNorm2d(32)), ("relu2", nn.ReLU()),
-        ("pool1", nn.MaxPool2d(2)), ("drop1", nn.Dropout(0.25)),
-        ("conv3", nn.Conv2d(32, 64, 3, padding: 1)), ("bn3", nn.BatchNorm2d(64)), ("relu3", nn.ReLU()),
-        ("conv4", nn.Conv2d(64, 64, 3, padding: 1)), ("bn4", nn.BatchNorm2d(64)), ("relu4", nn.ReLU()),
-        ("pool2", nn.MaxPool2d(2)), ("drop2", nn.Dropout(0.25)),
-        ("flatten", nn.Flatten()), ("dense", nn.Linear(64 * 7 * 7, 128)), ("bn5", nn.BatchNorm1d(128)), ("relu5", nn.ReLU()), ("drop3", nn.Dropout(0.5)),
-        ("head", nn.Linear(128, Classes)));
 
     private static CnnMulticlassTrainer.Options TrainerOptions(int epochs, Action<EpochMetrics>? callback, string architecture = "small") => new()
     {
@@ -86,8 +76,8 @@ internal static class CnnBenchmark
         Console.WriteLine();
 
         // ---------------------------------------------------------------- training throughput, interleaved
-        torch.manual_seed(Seed);
-        var rawNet = RawSmallCnn();
+        torch.manual_seed(Seed); // the trainer seeds the same way before building: same initial weights
+        var rawNet = LibraryNetworks.Cnn(TrainerOptions(_epochs + 1, null), train.Schema, Classes); // the trainer's SmallCnn and head
         var rawOptimizer = torch.optim.AdamW(rawNet.parameters(), LearningRate, weight_decay: WeightDecay);
         var rawEpochs = new List<double>();
         double RawEpoch()
@@ -129,12 +119,9 @@ internal static class CnnBenchmark
         })).Fit(train);
         double fitSeconds = fitWatch.Elapsed.TotalSeconds - rawInsideFit;
         double foreign = CpuSnapshot.Take().ForeignCoresSince(fitCpu);
-        var cnn = ((ISingleFeaturePredictionTransformer<DeepMulticlassModelParameters>)model).Model;
-        long rawParameters = rawNet.parameters().Sum(p => p.numel());
-        if (rawParameters != cnn.ParameterCount)
-            throw new InvalidOperationException($"The raw network has {rawParameters} parameters, the trainer's {cnn.ParameterCount}: not the same network.");
+        long rawParameters = LibraryNetworks.SameParameterCount(rawNet, model);
 
-        double trainerMedian = Program.Median(trainerEpochs.Skip(1)), rawMedian = Program.Median(rawEpochs);
+        double trainerMedian = Bench.Median(trainerEpochs.Skip(1)), rawMedian = Bench.Median(rawEpochs);
         double epochRows = n;
         Console.WriteLine($"  same network: {rawParameters} parameters on both sides; other processes used {foreign:F2} cores on average during the Fit");
         Console.WriteLine($"  raw loop: median {rawMedian:F2} s/epoch = {epochRows / rawMedian:F0} images/s");
@@ -193,7 +180,7 @@ internal static class CnnBenchmark
             if (r % 2 == 0) { rawScoring.Add(RawScoring()); trainerScoring.Add(TrainerScoring()); }
             else { trainerScoring.Add(TrainerScoring()); rawScoring.Add(RawScoring()); }
         }
-        double trainerScoringMedian = Program.Median(trainerScoring), rawScoringMedian = Program.Median(rawScoring);
+        double trainerScoringMedian = Bench.Median(trainerScoring), rawScoringMedian = Bench.Median(rawScoring);
         var labels = yTest.data<long>().ToArray();
         double trainerAccuracy = Enumerable.Range(0, testRows).Count(i => trainerPred[i] - 1 == labels[i]) / (double)testRows;
         double rawAccuracy = Enumerable.Range(0, testRows).Count(i => rawPred[i] == labels[i]) / (double)testRows;
@@ -212,24 +199,24 @@ internal static class CnnBenchmark
         var engine = ml.Model.CreatePredictionEngine<Image, Prediction>(model);
         var input = new Image();
         var output = new Prediction();
-        var engineTimes = Latencies(i => { input.Features = images[i % testRows]; engine.Predict(input, ref output); }, _latencyCalls);
+        var engineTimes = Bench.Latencies(i => { input.Features = images[i % testRows]; engine.Predict(input, ref output); }, _latencyCalls);
         var rawOne = new float[Classes];
         rawNet.eval();
-        var rawTimes = Latencies(i =>
+        var rawTimes = Bench.Latencies(i =>
         {
             using var noGrad = torch.no_grad();
             using var scope = torch.NewDisposeScope();
             var x = torch.tensor(images[i % testRows], new long[] { 1, 1, Side, Side });
             F.softmax(rawNet.forward(x), 1).data<float>().CopyTo(rawOne, 0);
         }, _latencyCalls);
-        Console.WriteLine($"  PredictionEngine.Predict: p50 {Percentile(engineTimes, 0.5):F3} ms, p90 {Percentile(engineTimes, 0.9):F3} ms, p99 {Percentile(engineTimes, 0.99):F3} ms");
-        Console.WriteLine($"  raw forward of one image: p50 {Percentile(rawTimes, 0.5):F3} ms, p90 {Percentile(rawTimes, 0.9):F3} ms, p99 {Percentile(rawTimes, 0.99):F3} ms");
+        Console.WriteLine($"  PredictionEngine.Predict: p50 {Bench.Percentile(engineTimes, 0.5):F3} ms, p90 {Bench.Percentile(engineTimes, 0.9):F3} ms, p99 {Bench.Percentile(engineTimes, 0.99):F3} ms");
+        Console.WriteLine($"  raw forward of one image: p50 {Bench.Percentile(rawTimes, 0.5):F3} ms, p90 {Bench.Percentile(rawTimes, 0.9):F3} ms, p99 {Bench.Percentile(rawTimes, 0.99):F3} ms");
         // A leak per prediction would show as growth here (tensors or native memory not released).
-        Program.Settle();
+        Bench.Settle();
         double rssBefore = Memory.RssKiB() / 1024.0, managedBefore = Memory.ManagedLiveMiB();
         int more = 10 * _latencyCalls;
         for (int i = 0; i < more; i++) { input.Features = images[i % testRows]; engine.Predict(input, ref output); }
-        Program.Settle();
+        Bench.Settle();
         Console.WriteLine($"  {more} more predictions: RSS {rssBefore:F0} -> {Memory.RssKiB() / 1024.0:F0} MiB, managed live {managedBefore:F1} -> {Memory.ManagedLiveMiB():F1} MiB");
         Console.WriteLine();
 
@@ -243,29 +230,12 @@ internal static class CnnBenchmark
         return 0;
     }
 
-    /// <summary>Milliseconds of each of <paramref name="calls"/> calls (after 100 warm-up calls), sorted.</summary>
-    internal static double[] Latencies(Action<int> call, int calls)
-    {
-        for (int i = 0; i < 100; i++) call(i);
-        var times = new double[calls];
-        for (int i = 0; i < times.Length; i++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            call(i);
-            times[i] = (Stopwatch.GetTimestamp() - t0) * 1000.0 / Stopwatch.Frequency;
-        }
-        Array.Sort(times);
-        return times;
-    }
-
-    internal static double Percentile(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
-
     /// <summary>The pixels as [N, 1, 28, 28] and the labels as 0-based int64 (the IDataView's key minus one), in order.</summary>
     private static (Tensor X, Tensor Y) ToTensors(IDataView view)
     {
         var features = view.Schema["Features"];
         var label = view.Schema["Label"];
-        long count = view.GetRowCount() ?? Program.CountRows(view, label);
+        long count = view.GetRowCount() ?? Bench.CountRows(view, label);
         var pixels = new float[count * Side * Side];
         var labels = new long[count];
         long row = 0;

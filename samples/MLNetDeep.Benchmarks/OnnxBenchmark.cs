@@ -142,15 +142,15 @@ internal static class OnnxBenchmark
             deepTimes.Add(deep);
             ortTimes.Add(ort);
         }
-        double deepMedian = Program.Median(deepTimes), ortMedian = Program.Median(ortTimes);
+        double deepMedian = Bench.Median(deepTimes), ortMedian = Bench.Median(ortTimes);
         Console.WriteLine($"  batch scoring: MLNetDeep Transform {rows / deepMedian:F0} rows/s, ONNX Runtime {rows / ortMedian:F0} rows/s  => ONNX Runtime / MLNetDeep = {deepMedian / ortMedian:F2}x");
 
-        var deepLatency = CnnBenchmark.Latencies(engine(pipeline), calls);
-        var pipelineLatency = CnnBenchmark.Latencies(engine(onnxPipeline), calls);
-        var ortLatency = CnnBenchmark.Latencies(i => { using var results = session.Run(new[] { rowAt(i) }); }, calls);
-        string P(double[] t) => $"p50 {CnnBenchmark.Percentile(t, 0.5):F3} ms, p99 {CnnBenchmark.Percentile(t, 0.99):F3} ms";
+        var deepLatency = Bench.Latencies(engine(pipeline), calls);
+        var pipelineLatency = Bench.Latencies(engine(onnxPipeline), calls);
+        var ortLatency = Bench.Latencies(i => { using var results = session.Run(new[] { rowAt(i) }); }, calls);
+        string P(double[] t) => $"p50 {Bench.Percentile(t, 0.5):F3} ms, p99 {Bench.Percentile(t, 0.99):F3} ms";
         Console.WriteLine($"  one row: MLNetDeep PredictionEngine {P(deepLatency)}");
-        Console.WriteLine($"           ApplyOnnxModel pipeline PredictionEngine (no MLNetDeep) {P(pipelineLatency)}  => {CnnBenchmark.Percentile(deepLatency, 0.5) / CnnBenchmark.Percentile(pipelineLatency, 0.5):F2}x MLNetDeep's speed");
+        Console.WriteLine($"           ApplyOnnxModel pipeline PredictionEngine (no MLNetDeep) {P(pipelineLatency)}  => {Bench.Percentile(deepLatency, 0.5) / Bench.Percentile(pipelineLatency, 0.5):F2}x MLNetDeep's speed");
         Console.WriteLine($"           ONNX Runtime session.Run on the network's input {P(ortLatency)}");
         Console.WriteLine();
     }

@@ -1,9 +1,10 @@
 // RNN benchmark (`--rnn`): the MLNetDeep recurrent trainer (LSTM over word tokens) on the SMS spam messages against a
-// hand-written TorchSharp loop over the same network (RnnNetwork's token LSTM written out in plain TorchSharp),
-// optimizer, loss, gradient clipping and batches (the trainer's own shuffle and per-batch padding, replicated), in the
-// same run; batch scoring (Transform over all messages) against a raw forward pass; PredictionEngine latency through the
-// whole pipeline (tokenization included) and a leak check; the peak RSS of a whole training run in a child process; and
-// how the cost grows with the sequence length and what BucketByLength buys on SMS's ragged lengths. See README.md.
+// hand-written TorchSharp loop over the same network (the library's RnnNetwork, built from the trainer's options:
+// LibraryNetworks.Rnn), optimizer, loss, gradient clipping and batches (the trainer's own shuffle and per-batch
+// padding, replicated), in the same run; batch scoring (Transform over all messages) against a raw forward pass;
+// PredictionEngine latency through the whole pipeline (tokenization included) and a leak check; the peak RSS of a
+// whole training run in a child process; and how the cost grows with the sequence length and what BucketByLength buys
+// on SMS's ragged lengths. See README.md.
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML;
@@ -33,51 +34,6 @@ internal static class RnnBenchmark
         _lengthRows = 1_024, _lengthEpochs = 2, _bucketEpochs = 3;
     private static int[] _lengths = { 32, 128, 512 };
     private static int? _threads;
-
-    // ---------------------------------------------------------------- the raw network
-
-    /// <summary>
-    /// <see cref="RnnNetwork"/> for token input with one unidirectional LSTM layer and last-step pooling, written out in
-    /// plain TorchSharp: embedding (padding_idx 0) → LSTM (batch_first) over pack_padded_sequence(enforce_sorted: false) →
-    /// pad_packed_sequence → the output at each row's last valid step → dropout → Linear head (Xavier-uniform weight,
-    /// zero bias). Built in the same order, so after the same torch.manual_seed it starts from the same weights.
-    /// </summary>
-    private sealed class RawLstm : nn.Module<Tensor, Tensor>
-    {
-        // Explicit scalars kept alive (an implicit Scalar may be finalized while libtorch reads it; see README, GC stress).
-        private static readonly Scalar Zero = 0L.ToScalar(), One = 1L.ToScalar();
-        private readonly Embedding embedding;
-        private readonly LSTM lstm;
-        private readonly Dropout dropout;
-        private readonly Linear head;
-
-        public RawLstm(int vocabulary) : base(nameof(RawLstm))
-        {
-            embedding = nn.Embedding(vocabulary, EmbeddingSize, padding_idx: 0);
-            lstm = nn.LSTM(EmbeddingSize, HiddenSize, 1, batchFirst: true);
-            dropout = nn.Dropout(DropoutRate);
-            head = nn.Linear(HiddenSize, 1);
-            using (torch.no_grad())
-            {
-                nn.init.xavier_uniform_(head.weight!);
-                nn.init.zeros_(head.bias!);
-            }
-            RegisterComponents();
-        }
-
-        /// <summary>int64 [B, T] token ids, 0 = padding → [B, 1] logits.</summary>
-        public override Tensor forward(Tensor x)
-        {
-            var lengths = x.ne(Zero).sum(1).clamp_min(One); // an empty row is one padding step
-            var packed = nn.utils.rnn.pack_padded_sequence(embedding.forward(x), lengths, batch_first: true, enforce_sorted: false);
-            using var packedOut = lstm.call(packed).Item1;
-            var (output, _) = nn.utils.rnn.pad_packed_sequence(packedOut, batch_first: true);
-            packed.Dispose();
-            var last = (lengths - One).view(-1, 1, 1).expand(-1, 1, HiddenSize);
-            var pooled = output.gather(1, last).squeeze(1);
-            return head.forward(dropout.forward(pooled));
-        }
-    }
 
     private static RnnBinaryTrainer.Options TrainerOptions(int epochs, Action<EpochMetrics>? callback, bool bucket = false, int maxLength = MaximumLength) => new()
     {
@@ -116,15 +72,16 @@ internal static class RnnBenchmark
     {
         private readonly TokenBench.TokenData _d;
         private readonly bool _bucket;
-        public readonly RawLstm Net;
+        public readonly nn.Module<Tensor, Tensor> Net;
         private readonly OptimizerHelper _optimizer;
 
-        public RawLoop(TokenBench.TokenData d, bool bucket)
+        /// <summary>A loop over <paramref name="d"/>, the rows of the token column of <paramref name="schema"/>, the trainer's network for it.</summary>
+        public RawLoop(DataViewSchema schema, TokenBench.TokenData d, bool bucket, int maxLength = MaximumLength)
         {
             _d = d;
             _bucket = bucket;
             torch.manual_seed(Seed); // the trainer seeds the same way before building its network: same initial weights
-            Net = new RawLstm(d.Vocabulary);
+            Net = LibraryNetworks.Rnn(TrainerOptions(1, null, bucket, maxLength), schema, outputs: 1); // RnnNetwork: embedding, packed LSTM, last step, dropout, head
             _optimizer = torch.optim.AdamW(Net.parameters(), LearningRate, weight_decay: WeightDecay);
         }
 
@@ -168,8 +125,8 @@ internal static class RnnBenchmark
     /// <summary>The epoch times of an interleaved run; element 0 of each is warm-up.</summary>
     private sealed record Interleaving(List<double> Trainer, List<double> Raw, double RawWarmUp, double FitSeconds, double ForeignCores, ITransformer Model, RawLoop Loop)
     {
-        public double TrainerMedian => Program.Median(Trainer.Skip(1));
-        public double RawMedian => Program.Median(Raw.Skip(1));
+        public double TrainerMedian => Bench.Median(Trainer.Skip(1));
+        public double RawMedian => Bench.Median(Raw.Skip(1));
     }
 
     /// <summary>
@@ -180,7 +137,7 @@ internal static class RnnBenchmark
     private static Interleaving Interleaved(IDataView view, TokenBench.TokenData d, int epochs, bool bucket, int maxLength, Action<EpochMetrics, double>? onEpoch = null, Action<double>? onRawWarmUp = null)
     {
         var ml = new MLContext(Seed);
-        var loop = new RawLoop(d, bucket);
+        var loop = new RawLoop(view.Schema, d, bucket, maxLength);
         double warm = loop.Epoch(0);
         onRawWarmUp?.Invoke(warm);
         var trainer = new List<double>();
@@ -198,10 +155,7 @@ internal static class RnnBenchmark
         }, bucket, maxLength)).Fit(view);
         double fit = watch.Elapsed.TotalSeconds - rawInsideFit;
         double foreign = CpuSnapshot.Take().ForeignCoresSince(cpu);
-        long rawParameters = loop.Net.parameters().Sum(p => p.numel());
-        long trainerParameters = ((ISingleFeaturePredictionTransformer<DeepBinaryModelParameters>)model).Model.ParameterCount;
-        if (rawParameters != trainerParameters)
-            throw new InvalidOperationException($"The raw network has {rawParameters} parameters, the trainer's {trainerParameters}: not the same network.");
+        LibraryNetworks.SameParameterCount(loop.Net, model);
         return new Interleaving(trainer, raw, warm, fit, foreign, model, loop);
     }
 
@@ -213,14 +167,14 @@ internal static class RnnBenchmark
     /// </summary>
     private static void SameComputation(IDataView view, TokenBench.TokenData d)
     {
-        using var loop = new RawLoop(d, bucket: false);
+        using var loop = new RawLoop(view.Schema, d, bucket: false);
         loop.Epoch(0, meanLoss: true);
         double trainerLoss = double.NaN;
         new MLContext(Seed).BinaryClassification.Trainers.Rnn(TrainerOptions(1, m => trainerLoss = m.TrainLoss)).Fit(view);
         double difference = Math.Abs(trainerLoss - loop.LastLoss);
         Console.WriteLine($"  sanity (untimed, also warm-up): one epoch from the same seed: mean training loss trainer {trainerLoss:F6}, raw loop {loop.LastLoss:F6} "
             + $"({(difference < 1e-4 ? "the same computation" : "DIFFERENT: the raw loop does not reproduce the trainer's network, batches or optimizer")})");
-        Program.Settle();
+        Bench.Settle();
     }
 
     // ---------------------------------------------------------------- the benchmark
@@ -300,7 +254,7 @@ internal static class RnnBenchmark
             + $"whole Fit {main.FitSeconds:F1} s for {_epochs + 1} epochs (reading the IDataView and building included)");
         Console.WriteLine($"  => training throughput trainer / raw = {main.RawMedian / main.TrainerMedian:F3}   (goal >= 0.95)");
         Console.WriteLine();
-        Program.Settle();
+        Bench.Settle();
 
         // ---------------------------------------------------------------- 2. batch scoring, alternating
         Console.WriteLine($"2. Batch scoring of all {all.Count} messages (Transform of the cached token view + reading Score and Probability through a cursor, "
@@ -356,7 +310,7 @@ internal static class RnnBenchmark
             else { trainerScoring.Add(TrainerScoring(model.Transform(tokensAll))); rawScoring.Add(RawScoring()); }
         }
         for (int r = 0; r < _scoringRepeats; r++) textScoring.Add(TrainerScoring(chain.Transform(rawAll)));
-        double trainerScoringMedian = Program.Median(trainerScoring), rawScoringMedian = Program.Median(rawScoring), textScoringMedian = Program.Median(textScoring);
+        double trainerScoringMedian = Bench.Median(trainerScoring), rawScoringMedian = Bench.Median(rawScoring), textScoringMedian = Bench.Median(textScoring);
         TrainerScoring(model.Transform(tokensAll));
         var evaluation = ml.BinaryClassification.Evaluate(scoredTokens);
         double trainerAccuracy = Enumerable.Range(0, n).Count(i => (trainerScores[i] > 0) == (all.Labels[i] > 0)) / (double)n;
@@ -375,20 +329,20 @@ internal static class RnnBenchmark
         var engine = ml.Model.CreatePredictionEngine<SmsInput, SmsPrediction>(chain);
         var input = new SmsInput();
         var output = new SmsPrediction();
-        var engineTimes = CnnBenchmark.Latencies(i => { input.Message = messages[i % n]; engine.Predict(input, ref output); }, _latencyCalls);
+        var engineTimes = Bench.Latencies(i => { input.Message = messages[i % n]; engine.Predict(input, ref output); }, _latencyCalls);
         rawNet.eval();
         float rawOne = 0;
-        var rawTimes = CnnBenchmark.Latencies(i =>
+        var rawTimes = Bench.Latencies(i =>
         {
             using var noGrad = torch.no_grad();
             using var scope = torch.NewDisposeScope();
             rawOne = rawNet.forward(PadIds(all, consecutive.AsSpan(i % n, 1))).sigmoid().item<float>();
         }, _latencyCalls);
-        Console.WriteLine($"  PredictionEngine.Predict (text -> normalize -> words -> keys -> LSTM): p50 {CnnBenchmark.Percentile(engineTimes, 0.5):F3} ms, "
-            + $"p90 {CnnBenchmark.Percentile(engineTimes, 0.9):F3} ms, p99 {CnnBenchmark.Percentile(engineTimes, 0.99):F3} ms");
-        Console.WriteLine($"  raw forward of one message's token ids (already tokenized): p50 {CnnBenchmark.Percentile(rawTimes, 0.5):F3} ms, "
-            + $"p90 {CnnBenchmark.Percentile(rawTimes, 0.9):F3} ms, p99 {CnnBenchmark.Percentile(rawTimes, 0.99):F3} ms");
-        Program.Settle();
+        Console.WriteLine($"  PredictionEngine.Predict (text -> normalize -> words -> keys -> LSTM): p50 {Bench.Percentile(engineTimes, 0.5):F3} ms, "
+            + $"p90 {Bench.Percentile(engineTimes, 0.9):F3} ms, p99 {Bench.Percentile(engineTimes, 0.99):F3} ms");
+        Console.WriteLine($"  raw forward of one message's token ids (already tokenized): p50 {Bench.Percentile(rawTimes, 0.5):F3} ms, "
+            + $"p90 {Bench.Percentile(rawTimes, 0.9):F3} ms, p99 {Bench.Percentile(rawTimes, 0.99):F3} ms");
+        Bench.Settle();
         double rssBefore = Memory.RssKiB() / 1024.0, managedBefore = Memory.ManagedLiveMiB();
         int more = 10 * _latencyCalls;
         int half = more / 2;
@@ -397,14 +351,14 @@ internal static class RnnBenchmark
         {
             input.Message = messages[i % n];
             engine.Predict(input, ref output);
-            if (i == half) { Program.Settle(); rssHalf = Memory.RssKiB() / 1024.0; managedHalf = Memory.ManagedLiveMiB(); }
+            if (i == half) { Bench.Settle(); rssHalf = Memory.RssKiB() / 1024.0; managedHalf = Memory.ManagedLiveMiB(); }
         }
-        Program.Settle();
+        Bench.Settle();
         Console.WriteLine($"  {more} more predictions: RSS {rssBefore:F0} -> {rssHalf:F0} (half-way) -> {Memory.RssKiB() / 1024.0:F0} MiB, "
             + $"managed live {managedBefore:F1} -> {managedHalf:F1} -> {Memory.ManagedLiveMiB():F1} MiB");
         Console.WriteLine();
         main.Loop.Dispose();
-        Program.Settle();
+        Bench.Settle();
 
         // ---------------------------------------------------------------- 4. peak memory of a whole run, in a child process
         Console.WriteLine($"4. Peak memory of a training run on {train.Count} messages (the whole pipeline: tokens + this LSTM, {_memoryEpochs} epoch(s)) + Transform over all messages, in a fresh process:");
@@ -426,7 +380,7 @@ internal static class RnnBenchmark
             double tokens = (double)_lengthRows * l;
             Console.WriteLine($"  L {l,4}: trainer {run.TrainerMedian:F3} s/epoch ({run.TrainerMedian / tokens * 1e6:F2} us/token), raw {run.RawMedian:F3} s/epoch ({run.RawMedian / tokens * 1e6:F2} us/token), "
                 + $"trainer / raw throughput {run.RawMedian / run.TrainerMedian:F3}; peak RSS of the process during this length {peak:F0} MiB; other processes {run.ForeignCores:F2} cores");
-            Program.Settle();
+            Bench.Settle();
         }
         var first = lengthRows[0];
         Console.WriteLine("  | L | trainer s/epoch | raw s/epoch | trainer / raw | trainer time vs L " + first.L + " | L ratio | us per token (trainer) |");
@@ -444,7 +398,7 @@ internal static class RnnBenchmark
             + $"with {bucketPad.Average(p => p.PaddingFraction) * 100:F1} %, {bucketPad.Average(p => p.Steps):F0} steps ({train.Tokens} real tokens per epoch)");
         var plain = Interleaved(trainView, train, _bucketEpochs, bucket: false, MaximumLength);
         plain.Loop.Dispose();
-        Program.Settle();
+        Bench.Settle();
         Console.WriteLine($"  without: trainer {plain.TrainerMedian:F3} s/epoch, raw {plain.RawMedian:F3} s/epoch (trainer / raw {plain.RawMedian / plain.TrainerMedian:F3}); other processes {plain.ForeignCores:F2} cores");
         try
         {
@@ -456,9 +410,9 @@ internal static class RnnBenchmark
         catch (Exception e) when (e is ArgumentException or InvalidOperationException)
         {
             Console.WriteLine($"  with   : the trainer FAILED: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
-            using var loop = new RawLoop(train, bucket: true);
+            using var loop = new RawLoop(trainView.Schema, train, bucket: true);
             var rawEpochs = Enumerable.Range(0, _bucketEpochs + 1).Select(e => loop.Epoch(e)).Skip(1).ToArray();
-            Console.WriteLine($"           raw loop alone with bucketing: {Program.Median(rawEpochs):F3} s/epoch => raw loop {plain.RawMedian / Program.Median(rawEpochs):F2}x faster with bucketing");
+            Console.WriteLine($"           raw loop alone with bucketing: {Bench.Median(rawEpochs):F3} s/epoch => raw loop {plain.RawMedian / Bench.Median(rawEpochs):F2}x faster with bucketing");
         }
         Console.WriteLine();
         Console.WriteLine($"total RNN benchmark time {total.Elapsed.TotalMinutes:F1} min");
@@ -537,7 +491,7 @@ internal static class RnnBenchmark
         var ml = new MLContext(Seed);
         var all = RealData.Sms(ml);
         var train = rows > 0 ? ml.Data.TakeRows(all, rows) : all;
-        long count = Program.CountRows(train, train.Schema["Label"]);
+        long count = Bench.CountRows(train, train.Schema["Label"]);
         double afterLoad = Memory.RssKiB() / 1024.0;
         var watch = Stopwatch.StartNew();
         var model = SmsTokens(ml).Append(ml.BinaryClassification.Trainers.Rnn(TrainerOptions(epochs, null))).Fit(train);

@@ -1,11 +1,12 @@
 // Transformer benchmark (`--transformer`): the MLNetDeep Transformer trainer (token encoder, [CLS] pooling) on the SMS
-// spam messages against a hand-written TorchSharp loop over the same encoder (TransformerNetwork's token path written
-// out in plain TorchSharp, built in the same order so it starts from the same weights), optimizer, loss, gradient
-// clipping and batches (the trainer's own shuffle, bucketing and per-batch padding, replicated), in the same run; batch
-// scoring (Transform over all messages) against a raw forward pass; PredictionEngine latency through the whole pipeline
-// (tokenization included) and a leak check; the peak RSS of a whole training run in a child process; how the cost grows
-// with the sequence length with libtorch's fused scaled_dot_product_attention and with the explicit softmax(QKᵀ/√d)·V;
-// and what BucketByLength buys on SMS's ragged lengths. See README.md.
+// spam messages against a hand-written TorchSharp loop over the same encoder (the library's TransformerNetwork, built
+// from the trainer's options: LibraryNetworks.Transformer; after the same seed it starts from the same weights),
+// optimizer, loss, gradient clipping and batches (the trainer's own shuffle, bucketing and per-batch padding,
+// replicated), in the same run; batch scoring (Transform over all messages) against a raw forward pass;
+// PredictionEngine latency through the whole pipeline (tokenization included) and a leak check; the peak RSS of a
+// whole training run in a child process; how the cost grows with the sequence length with libtorch's fused
+// scaled_dot_product_attention and with the explicit softmax(QKᵀ/√d)·V; and what BucketByLength buys on SMS's ragged
+// lengths. See README.md.
 using System.Diagnostics;
 using System.Globalization;
 using System.IO.Compression;
@@ -45,163 +46,17 @@ internal static class TransformerBenchmark
 
     private static int FeedForward => 4 * _width; // TransformerOptions.FeedForwardWidth = 0 means 4 × ModelWidth
 
-    // Explicit scalars kept alive (an implicit Scalar may be finalized while libtorch reads it; see README, GC stress).
-    private static readonly Scalar LongZero = 0L.ToScalar(), True = true.ToScalar(), NegativeInfinity = double.NegativeInfinity.ToScalar();
-
     /// <summary>What differs between the runs of one benchmark: the attention kernel, attention dropout, the position table and bucketing.</summary>
     private sealed record Setup(bool Fused, float AttentionDropout, int MaxLength, bool Bucket)
     {
         public static Setup Sms => new(true, AttentionDropoutRate, MaximumLength, false);
     }
 
-    // ---------------------------------------------------------------- the raw network
-
-    // TransformerNetwork for token input, pre-norm, GELU, learned positions and [CLS] pooling, written out in plain
-    // TorchSharp: the same modules with the same field names in the same order (TorchSharp registers a module's fields
-    // in declaration order, and named_parameters() — the order of the initialisation below — follows the registration),
-    // so after the same torch.manual_seed both networks draw the same initial weights. The run checks it (part 1).
-
-    /// <summary>Multi-head self-attention over [B, T, D] with a key-padding mask: one qkv Linear, fused or explicit attention, an output Linear.</summary>
-    private sealed class RawAttention : nn.Module<Tensor, Tensor, Tensor>
-    {
-        private readonly int _heads;
-        private readonly long _headWidth;
-        private readonly double _dropout;
-        private readonly Scalar _scale;
-        internal readonly Linear qkv, output;
-        private readonly Dropout _attentionDropout;
-
-        public RawAttention(int width, int heads, double dropout, bool fused) : base("SelfAttention")
-        {
-            _heads = heads;
-            _headWidth = width / heads;
-            _dropout = dropout;
-            _scale = (1.0 / Math.Sqrt(_headWidth)).ToScalar();
-            qkv = nn.Linear(width, 3L * width);
-            output = nn.Linear(width, width);
-            _attentionDropout = nn.Dropout(dropout);
-            Fused = fused;
-            RegisterComponents();
-        }
-
-        public bool Fused { get; }
-
-        public override Tensor forward(Tensor x, Tensor valid)
-        {
-            long b = x.shape[0], t = x.shape[1];
-            var parts = qkv.forward(x).view(b, t, 3, _heads, _headWidth).permute(2, 0, 3, 1, 4); // [3, B, H, T, Dh]
-            Tensor q = parts[0], k = parts[1], v = parts[2];
-            var mask = valid.view(b, 1, 1, t);
-            var context = Fused
-                ? F.scaled_dot_product_attention(q, k, v, mask, training ? _dropout : 0, false)
-                : _attentionDropout.forward(q.matmul(k.transpose(-2, -1)).mul(_scale).masked_fill(mask.logical_not(), NegativeInfinity).softmax(-1)).matmul(v);
-            return output.forward(context.transpose(1, 2).reshape(b, t, _heads * _headWidth));
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) _scale.Dispose();
-            base.Dispose(disposing);
-        }
-    }
-
-    /// <summary>A pre-norm encoder layer: x + drop(attention(norm1(x))), then x + drop(ff2(drop(gelu(ff1(norm2(x)))))).</summary>
-    private sealed class RawLayer : nn.Module<Tensor, Tensor, Tensor>
-    {
-        private readonly bool _preNorm = true;
-        internal readonly RawAttention attention;
-        internal readonly LayerNorm norm1, norm2;
-        internal readonly Linear ff1, ff2;
-        private readonly nn.Module<Tensor, Tensor> _activation;
-        private readonly Dropout _drop1, _drop2, _dropFf;
-
-        public RawLayer(float attentionDropout, bool fused) : base("EncoderLayer")
-        {
-            attention = new RawAttention(_width, _heads, attentionDropout, fused);
-            norm1 = nn.LayerNorm(_width, LayerNormEpsilon);
-            norm2 = nn.LayerNorm(_width, LayerNormEpsilon);
-            ff1 = nn.Linear(_width, FeedForward);
-            ff2 = nn.Linear(FeedForward, _width);
-            _activation = nn.GELU();
-            _drop1 = nn.Dropout(DropoutRate);
-            _drop2 = nn.Dropout(DropoutRate);
-            _dropFf = nn.Dropout(DropoutRate);
-            RegisterComponents();
-        }
-
-        public override Tensor forward(Tensor x, Tensor valid)
-        {
-            if (!_preNorm) throw new NotSupportedException();
-            x = x.add(_drop1.forward(attention.forward(norm1.forward(x), valid)));
-            return x.add(_drop2.forward(ff2.forward(_dropFf.forward(_activation.forward(ff1.forward(norm2.forward(x)))))));
-        }
-    }
-
     /// <summary>
-    /// int64 [B, T] token ids (0 = padding) → embedding (padding_idx 0) → [CLS] before the sequence → + learned positions →
-    /// dropout → N pre-norm layers with a key-padding mask → final LayerNorm → the [CLS] output → dropout → Linear head → [B, 1].
+    /// The raw side's network: the library's TransformerNetwork as the trainer builds it from <see cref="TrainerOptions"/>
+    /// for this setup and the token column of <paramref name="schema"/> (<see cref="LibraryNetworks.Transformer"/>).
     /// </summary>
-    private sealed class RawTransformer : nn.Module<Tensor, Tensor>
-    {
-        internal readonly Embedding embedding;
-        internal readonly Parameter cls;
-        internal readonly Parameter positions;
-        internal readonly ModuleList<RawLayer> layers;
-        internal readonly LayerNorm finalNorm;
-        internal readonly Dropout inputDropout, headDropout;
-        internal readonly Linear head;
-
-        public RawTransformer(int vocabulary, int positionCount, float attentionDropout, bool fused) : base("TransformerNetwork")
-        {
-            embedding = nn.Embedding(vocabulary, _width, padding_idx: 0);
-            cls = new Parameter(torch.zeros(1, 1, _width));
-            positions = new Parameter(torch.zeros(1, positionCount, _width));
-            layers = new ModuleList<RawLayer>(Enumerable.Range(0, _layers).Select(_ => new RawLayer(attentionDropout, fused)).ToArray());
-            finalNorm = nn.LayerNorm(_width, LayerNormEpsilon);
-            inputDropout = nn.Dropout(DropoutRate);
-            headDropout = nn.Dropout(DropoutRate);
-            head = nn.Linear(_width, 1);
-            RegisterComponents();
-            Initialise();
-        }
-
-        /// <summary>
-        /// TransformerNetwork.Initialise, rule for rule (by parameter name, in named_parameters() order): zero biases,
-        /// ones for names containing "norm" (any case), normal(0, 0.02/√(2·layers)) for the residual output projections
-        /// (attention output, ff2), Xavier-uniform for the head, normal(0, 0.02) for everything else; then the padding row.
-        /// ("finalNorm" included: the first version's ordinal test missed it; the run prints a note if it happens again);
-        /// if TransformerNetwork.Initialise changes, change this copy too, or part 1 reports different initial weights.
-        /// </summary>
-        private void Initialise()
-        {
-            using var noGrad = torch.no_grad();
-            double residual = 0.02 / Math.Sqrt(2.0 * _layers);
-            foreach (var (name, p) in named_parameters())
-            {
-                if (name.EndsWith("bias", StringComparison.Ordinal)) nn.init.zeros_(p);
-                else if (name.Contains("norm", StringComparison.OrdinalIgnoreCase)) nn.init.ones_(p); // norm1, norm2, finalNorm
-                else if (name.EndsWith("output.weight", StringComparison.Ordinal) || name.EndsWith("ff2.weight", StringComparison.Ordinal)) nn.init.normal_(p, 0, residual);
-                else if (name.StartsWith("head", StringComparison.Ordinal)) nn.init.xavier_uniform_(p);
-                else nn.init.normal_(p, 0, 0.02);
-            }
-            using var pad = embedding.weight!.select(0, 0);
-            pad.zero_();
-        }
-
-        public override Tensor forward(Tensor x)
-        {
-            long b = x.shape[0];
-            var valid = x.ne(LongZero);
-            using (var first = valid.narrow(1, 0, 1)) first.fill_(True); // an empty row is one padding step that may be attended to
-            var h = torch.cat(new[] { cls.expand(b, 1, _width), embedding.forward(x) }, 1);
-            valid = torch.cat(new[] { torch.ones(b, 1, ScalarType.Bool), valid }, 1);
-            long t = h.shape[1];
-            using (var pos = positions.narrow(1, 0, t)) h = inputDropout.forward(h.add(pos));
-            foreach (var layer in layers) h = layer.forward(h, valid);
-            h = finalNorm.forward(h);
-            return head.forward(headDropout.forward(h.select(1, 0)));
-        }
-    }
+    private static TransformerNetwork RawNetwork(DataViewSchema schema, Setup s) => LibraryNetworks.Transformer(TrainerOptions(s, 1, null), schema, outputs: 1);
 
     private static TransformerBinaryTrainer.Options TrainerOptions(Setup s, int epochs, Action<EpochMetrics>? callback) => new()
     {
@@ -247,15 +102,16 @@ internal static class TransformerBenchmark
     {
         private readonly TokenBench.TokenData _d;
         private readonly Setup _s;
-        public readonly RawTransformer Net;
+        public readonly TransformerNetwork Net;
         private readonly OptimizerHelper _optimizer;
 
-        public RawLoop(TokenBench.TokenData d, Setup s)
+        /// <summary>A loop over <paramref name="d"/>, the rows of the token column of <paramref name="schema"/>, the trainer's network for it.</summary>
+        public RawLoop(DataViewSchema schema, TokenBench.TokenData d, Setup s)
         {
             _d = d;
             _s = s;
             torch.manual_seed(Seed); // the trainer seeds the same way before building its network: same initial weights
-            Net = new RawTransformer(d.Vocabulary, s.MaxLength + 1, s.AttentionDropout, s.Fused);
+            Net = RawNetwork(schema, s);
             _optimizer = torch.optim.AdamW(Net.parameters(), LearningRate, beta1: Beta1, beta2: Beta2, eps: AdamEpsilon, weight_decay: WeightDecay);
         }
 
@@ -299,8 +155,8 @@ internal static class TransformerBenchmark
     /// <summary>The epoch times of an interleaved run; element 0 of each is warm-up. Raw is empty when the run had no raw loop.</summary>
     private sealed record Interleaving(List<double> Trainer, List<double> Raw, double FitSeconds, double ForeignCores, double PeakMiB, ITransformer Model, RawLoop? Loop)
     {
-        public double TrainerMedian => Program.Median(Trainer.Skip(1));
-        public double RawMedian => Program.Median(Raw.Skip(1));
+        public double TrainerMedian => Bench.Median(Trainer.Skip(1));
+        public double RawMedian => Bench.Median(Raw.Skip(1));
     }
 
     /// <summary>
@@ -314,7 +170,7 @@ internal static class TransformerBenchmark
     {
         var ml = new MLContext(Seed);
         Memory.ResetPeak();
-        var loop = withRaw ? new RawLoop(d, s) : null;
+        var loop = withRaw ? new RawLoop(view.Schema, d, s) : null;
         if (loop is not null)
         {
             double warm = loop.Epoch(0);
@@ -342,10 +198,7 @@ internal static class TransformerBenchmark
         double peak = Memory.PeakRssMiB();
         if (loop is not null)
         {
-            long rawParameters = loop.Net.parameters().Sum(p => p.numel());
-            long trainerParameters = ((ISingleFeaturePredictionTransformer<DeepBinaryModelParameters>)model).Model.ParameterCount;
-            if (rawParameters != trainerParameters)
-                throw new InvalidOperationException($"The raw network has {rawParameters} parameters, the trainer's {trainerParameters}: not the same network.");
+            LibraryNetworks.SameParameterCount(loop.Net, model);
         }
         return new Interleaving(trainer, raw, fit, foreign, peak, model, loop);
     }
@@ -369,7 +222,7 @@ internal static class TransformerBenchmark
     /// decay (so its weights stay its initial ones, to within 1e-30), loaded by name (strict) into a raw network,
     /// against a raw network built right after torch.manual_seed(seed). Prints the largest difference and where.
     /// </summary>
-    private static void SameInitialWeights(IDataView view, TokenBench.TokenData d)
+    private static void SameInitialWeights(IDataView view)
     {
         var ml = new MLContext(Seed);
         var options = TrainerOptions(Setup.Sms, 1, null);
@@ -378,7 +231,7 @@ internal static class TransformerBenchmark
         var one = ml.Data.TakeRows(view, _batch);
         var model = ml.BinaryClassification.Trainers.Transformer(options).Fit(one);
         var weights = TrainerWeights(model, one.Schema);
-        using var trainer = new RawTransformer(d.Vocabulary, MaximumLength + 1, AttentionDropoutRate, true);
+        using var trainer = RawNetwork(view.Schema, Setup.Sms);
         string loaded;
         try
         {
@@ -392,7 +245,7 @@ internal static class TransformerBenchmark
             return;
         }
         torch.manual_seed(Seed);
-        using var raw = new RawTransformer(d.Vocabulary, MaximumLength + 1, AttentionDropoutRate, true);
+        using var raw = RawNetwork(view.Schema, Setup.Sms);
         var theirs = trainer.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         double worst = 0;
         string where = "";
@@ -406,7 +259,7 @@ internal static class TransformerBenchmark
         }
         Console.WriteLine($"  initial weights (untimed): the trainer's ({count} tensors, {loaded}) against the raw network's after the same seed: largest difference {worst:G3}"
             + (worst < 1e-6 ? " — the same initial weights" : $" at {where} — DIFFERENT initial weights"));
-        using var norm = raw.finalNorm.weight!.mean();
+        using var norm = raw.finalNorm!.weight!.mean();
         using var normStd = raw.finalNorm.weight!.std();
         if (Math.Abs(norm.item<float>() - 1) > 0.1)
             Console.WriteLine($"  note: the final LayerNorm's weight starts at mean {norm.item<float>():F4}, std {normStd.item<float>():F4} (not 1): TransformerNetwork.Initialise's "
@@ -421,14 +274,14 @@ internal static class TransformerBenchmark
     /// </summary>
     private static void SameComputation(IDataView view, TokenBench.TokenData d, Setup s, string what)
     {
-        using var loop = new RawLoop(d, s);
+        using var loop = new RawLoop(view.Schema, d, s);
         loop.Epoch(0, meanLoss: true);
         double trainerLoss = double.NaN;
         new MLContext(Seed).BinaryClassification.Trainers.Transformer(TrainerOptions(s, 1, m => trainerLoss = m.TrainLoss)).Fit(view);
         double difference = Math.Abs(trainerLoss - loop.LastLoss);
         Console.WriteLine($"  sanity (untimed, also warm-up), {what}: one epoch from the same seed: mean training loss trainer {trainerLoss:F6}, raw loop {loop.LastLoss:F6} "
             + $"({(difference < 1e-4 ? "the same computation" : "DIFFERENT: the raw loop does not reproduce the trainer's network, batches or optimizer")})");
-        Program.Settle();
+        Bench.Settle();
     }
 
     /// <summary>Transform of <paramref name="view"/> read through a cursor (Score): seconds.</summary>
@@ -520,7 +373,7 @@ internal static class TransformerBenchmark
 
         // ---------------------------------------------------------------- 1. training throughput, interleaved
         Console.WriteLine($"1. Training on {train.Count} messages (fused attention; one raw epoch before the trainer's first, then one after each of its epochs, on the batches of that trainer epoch):");
-        SameInitialWeights(trainView, train);
+        SameInitialWeights(trainView);
         SameComputation(trainView, train, Setup.Sms, "without bucketing");
         SameComputation(trainView, train, Setup.Sms with { Bucket = true }, "with BucketByLength");
         SameComputation(trainView, train, Setup.Sms with { Fused = false }, "explicit attention");
@@ -539,7 +392,7 @@ internal static class TransformerBenchmark
             + $"whole Fit {main.FitSeconds:F1} s for {_epochs + 1} epochs (reading the IDataView and building included)");
         Console.WriteLine($"  => training throughput trainer / raw = {main.RawMedian / main.TrainerMedian:F3}   (goal >= 0.95)");
         Console.WriteLine();
-        Program.Settle();
+        Bench.Settle();
 
         // ---------------------------------------------------------------- 2. batch scoring, alternating
         Console.WriteLine($"2. Batch scoring of all {all.Count} messages (Transform of the cached token view + reading Score and Probability through a cursor, "
@@ -596,7 +449,7 @@ internal static class TransformerBenchmark
             else { trainerScoring.Add(TrainerScoring(model.Transform(tokensAll))); rawScoring.Add(RawScoring()); }
         }
         for (int r = 0; r < _scoringRepeats; r++) textScoring.Add(TrainerScoring(chain.Transform(rawAll)));
-        double trainerScoringMedian = Program.Median(trainerScoring), rawScoringMedian = Program.Median(rawScoring), textScoringMedian = Program.Median(textScoring);
+        double trainerScoringMedian = Bench.Median(trainerScoring), rawScoringMedian = Bench.Median(rawScoring), textScoringMedian = Bench.Median(textScoring);
         TrainerScoring(model.Transform(tokensAll));
         var evaluation = ml.BinaryClassification.Evaluate(scoredTokens);
         double trainerAccuracy = Enumerable.Range(0, n).Count(i => (trainerScores[i] > 0) == (all.Labels[i] > 0)) / (double)n;
@@ -608,7 +461,7 @@ internal static class TransformerBenchmark
         Console.WriteLine($"  sanity: accuracy on all {n} messages after {_epochs + 1} epochs (the training messages included) — trainer {trainerAccuracy:F4}, raw loop {rawAccuracy:F4}; "
             + $"ML.NET evaluator on the trainer: accuracy {evaluation.Accuracy:F4}, AUC {evaluation.AreaUnderRocCurve:F4}");
         // The trainer's trained weights in a raw network: its eval forward must give the trainer's scores.
-        using (var loaded = new RawTransformer(all.Vocabulary, MaximumLength + 1, AttentionDropoutRate, true))
+        using (var loaded = RawNetwork(tokensAll.Schema, Setup.Sms))
         {
             using (var ms = new MemoryStream(TrainerWeights(model, tokensAll.Schema))) loaded.load(ms);
             var swap = rawNet;
@@ -629,20 +482,20 @@ internal static class TransformerBenchmark
         var input = new SmsInput();
         var output = new SmsPrediction();
         var latencyCpu = CpuSnapshot.Take();
-        var engineTimes = CnnBenchmark.Latencies(i => { input.Message = messages[i % n]; engine.Predict(input, ref output); }, _latencyCalls);
+        var engineTimes = Bench.Latencies(i => { input.Message = messages[i % n]; engine.Predict(input, ref output); }, _latencyCalls);
         rawNet.eval();
         float rawOne = 0;
-        var rawTimes = CnnBenchmark.Latencies(i =>
+        var rawTimes = Bench.Latencies(i =>
         {
             using var noGrad = torch.no_grad();
             using var scope = torch.NewDisposeScope();
             rawOne = rawNet.forward(PadIds(all, consecutive.AsSpan(i % n, 1))).sigmoid().item<float>();
         }, _latencyCalls);
-        Console.WriteLine($"  PredictionEngine.Predict (text -> normalize -> words -> keys -> Transformer): p50 {CnnBenchmark.Percentile(engineTimes, 0.5):F3} ms, "
-            + $"p90 {CnnBenchmark.Percentile(engineTimes, 0.9):F3} ms, p99 {CnnBenchmark.Percentile(engineTimes, 0.99):F3} ms");
-        Console.WriteLine($"  raw forward of one message's token ids (already tokenized): p50 {CnnBenchmark.Percentile(rawTimes, 0.5):F3} ms, "
-            + $"p90 {CnnBenchmark.Percentile(rawTimes, 0.9):F3} ms, p99 {CnnBenchmark.Percentile(rawTimes, 0.99):F3} ms; other processes used {CpuSnapshot.Take().ForeignCoresSince(latencyCpu):F2} cores meanwhile");
-        Program.Settle();
+        Console.WriteLine($"  PredictionEngine.Predict (text -> normalize -> words -> keys -> Transformer): p50 {Bench.Percentile(engineTimes, 0.5):F3} ms, "
+            + $"p90 {Bench.Percentile(engineTimes, 0.9):F3} ms, p99 {Bench.Percentile(engineTimes, 0.99):F3} ms");
+        Console.WriteLine($"  raw forward of one message's token ids (already tokenized): p50 {Bench.Percentile(rawTimes, 0.5):F3} ms, "
+            + $"p90 {Bench.Percentile(rawTimes, 0.9):F3} ms, p99 {Bench.Percentile(rawTimes, 0.99):F3} ms; other processes used {CpuSnapshot.Take().ForeignCoresSince(latencyCpu):F2} cores meanwhile");
+        Bench.Settle();
         double rssBefore = Memory.RssKiB() / 1024.0, managedBefore = Memory.ManagedLiveMiB();
         int more = 10 * _latencyCalls;
         int half = more / 2;
@@ -651,14 +504,14 @@ internal static class TransformerBenchmark
         {
             input.Message = messages[i % n];
             engine.Predict(input, ref output);
-            if (i == half) { Program.Settle(); rssHalf = Memory.RssKiB() / 1024.0; managedHalf = Memory.ManagedLiveMiB(); }
+            if (i == half) { Bench.Settle(); rssHalf = Memory.RssKiB() / 1024.0; managedHalf = Memory.ManagedLiveMiB(); }
         }
-        Program.Settle();
+        Bench.Settle();
         Console.WriteLine($"  {more} more predictions: RSS {rssBefore:F0} -> {rssHalf:F0} (half-way) -> {Memory.RssKiB() / 1024.0:F0} MiB, "
             + $"managed live {managedBefore:F1} -> {managedHalf:F1} -> {Memory.ManagedLiveMiB():F1} MiB");
         Console.WriteLine();
         main.Loop.Dispose();
-        Program.Settle();
+        Bench.Settle();
 
         // ---------------------------------------------------------------- 4. peak memory of a whole run, in a child process
         Console.WriteLine($"4. Peak memory of a training run on {train.Count} messages (the whole pipeline: tokens + this Transformer, {_memoryEpochs} epoch(s)) + Transform over all messages, in a fresh process:");
@@ -685,13 +538,13 @@ internal static class TransformerBenchmark
                 var run = Interleaved(view, data, _lengthEpochs, new Setup(fused, AttentionDropoutRate, maxLength, false), withRaw: fused);
                 run.Loop?.Dispose();
                 ScoreSeconds(run.Model, view);
-                double eval = Program.Median(Enumerable.Range(0, 2).Select(_ => ScoreSeconds(run.Model, view)));
+                double eval = Bench.Median(Enumerable.Range(0, 2).Select(_ => ScoreSeconds(run.Model, view)));
                 if (fused) { row.FusedTrainer = run.TrainerMedian; row.FusedRaw = run.RawMedian; row.FusedPeak = run.PeakMiB; row.FusedEval = eval; }
                 else { row.ExplicitTrainer = run.TrainerMedian; row.ExplicitPeak = run.PeakMiB; row.ExplicitEval = eval; }
                 Console.WriteLine($"  L {l,4} {(fused ? "fused   " : "explicit")}: trainer {run.TrainerMedian:F3} s/epoch ({run.TrainerMedian / tokens * 1e6:F2} us/token)"
                     + (fused ? $", raw {run.RawMedian:F3} s/epoch ({run.RawMedian / tokens * 1e6:F2} us/token), trainer / raw throughput {run.RawMedian / run.TrainerMedian:F3}" : "")
                     + $"; eval {eval * 1000:F0} ms ({eval / tokens * 1e6:F2} us/token); peak RSS during the run {run.PeakMiB:F0} MiB; other processes {run.ForeignCores:F2} cores");
-                Program.Settle();
+                Bench.Settle();
             }
             if (_lengthsWithoutAttentionDropout)
             {
@@ -702,7 +555,7 @@ internal static class TransformerBenchmark
                     else { row.ExplicitNoDrop = run.TrainerMedian; row.ExplicitNoDropPeak = run.PeakMiB; }
                     Console.WriteLine($"  L {l,4} {(fused ? "fused   " : "explicit")}, attention dropout 0: trainer {run.TrainerMedian:F3} s/epoch ({run.TrainerMedian / tokens * 1e6:F2} us/token); "
                         + $"peak RSS during the run {run.PeakMiB:F0} MiB; other processes {run.ForeignCores:F2} cores");
-                    Program.Settle();
+                    Bench.Settle();
                 }
             }
             lengthRows.Add(row);
@@ -750,11 +603,11 @@ internal static class TransformerBenchmark
                 + $"{bucketPad.Average(p => p.Positions):F0} positions, {bucketPad.Average(p => p.Scores) / 1e6:F1} M scores ({train.Tokens} real tokens per epoch)");
             var plain = Interleaved(trainView, train, _bucketEpochs, Setup.Sms);
             plain.Loop!.Dispose();
-            Program.Settle();
+            Bench.Settle();
             Console.WriteLine($"  without: trainer {plain.TrainerMedian:F3} s/epoch, raw {plain.RawMedian:F3} s/epoch (trainer / raw {plain.RawMedian / plain.TrainerMedian:F3}); other processes {plain.ForeignCores:F2} cores");
             var bucketed = Interleaved(trainView, train, _bucketEpochs, Setup.Sms with { Bucket = true });
             bucketed.Loop!.Dispose();
-            Program.Settle();
+            Bench.Settle();
             Console.WriteLine($"  with   : trainer {bucketed.TrainerMedian:F3} s/epoch, raw {bucketed.RawMedian:F3} s/epoch (trainer / raw {bucketed.RawMedian / bucketed.TrainerMedian:F3}); other processes {bucketed.ForeignCores:F2} cores");
             Console.WriteLine($"  => BucketByLength: trainer epoch {plain.TrainerMedian / bucketed.TrainerMedian:F2}x faster (raw loop {plain.RawMedian / bucketed.RawMedian:F2}x)");
             Console.WriteLine();
@@ -827,7 +680,7 @@ internal static class TransformerBenchmark
         var ml = new MLContext(Seed);
         var all = RealData.Sms(ml);
         var train = rows > 0 ? ml.Data.TakeRows(all, rows) : all;
-        long count = Program.CountRows(train, train.Schema["Label"]);
+        long count = Bench.CountRows(train, train.Schema["Label"]);
         double afterLoad = Memory.RssKiB() / 1024.0;
         var watch = Stopwatch.StartNew();
         var model = SmsTokens(ml).Append(ml.BinaryClassification.Trainers.Transformer(TrainerOptions(Setup.Sms, epochs, null))).Fit(train);
