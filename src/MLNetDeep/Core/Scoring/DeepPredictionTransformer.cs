@@ -376,6 +376,10 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
         string feature = r.ReadString();
         string label = r.ReadString();
         int batch = r.ReadInt32();
+        // Scoring allocates a batch of dense inputs and of outputs: a damaged size must not ask for more than a GiB of floats.
+        long perRow = (model.Encoder is DenseEncoder d ? d.Size : 0) + 2L * model.OutputSize;
+        if (batch > 1 << 20 || batch * perRow > 1 << 28)
+            throw ModelFileChecks.Corrupt($"its scoring batch of {batch} rows of {perRow} values is too large.");
         var ms = new MemoryStream();
         if (!ctx.TryLoadBinaryStream("TrainSchema", br => br.BaseStream.CopyTo(ms)))
             throw new InvalidDataException("MLNetDeep model file is corrupt or truncated: the training schema is missing.");
@@ -403,6 +407,13 @@ internal static class DeepPredictionTransformerLoader
     {
         ctx.LoadModel<DeepModelParameters, SignatureLoadModel>(env, out var model, "Model");
         ctx.CheckAtModel(GetVersionInfo(model));
-        return model.LoadTransformer(env, ctx);
+        try
+        {
+            return model.LoadTransformer(env, ctx);
+        }
+        catch (Exception e) when (ModelFileChecks.AsCorrupt(e) is { } corrupt)
+        {
+            throw corrupt;
+        }
     }
 }
