@@ -268,6 +268,7 @@ public sealed class SubwordTokenizingTransformer : ITransformer
     private static SubwordTokenizingTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
         ctx.CheckAtModel(GetVersionInfo());
+        ZipChecksums.Verify(ctx);
         return ReadBody(env, ctx.Reader);
     }
 

@@ -24,7 +24,7 @@ internal sealed record ModelCore(NetworkSpec Spec, nn.Module<Tensor, Tensor> Net
 /// </summary>
 public abstract class DeepModelParameters : ICanSaveModel
 {
-    private const string WeightsStream = "Weights.bin";
+    internal const string WeightsStream = "Weights.bin";
     private const int Format = 2;
     private protected readonly IHost Host;
     internal readonly NetworkSpec Spec;

@@ -405,6 +405,7 @@ internal static class DeepPredictionTransformerLoader
     // Called by ML.NET's ComponentCatalog through the LoadableClass attributes above.
     public static ITransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
+        ZipChecksums.Verify(ctx);
         ctx.LoadModel<DeepModelParameters, SignatureLoadModel>(env, out var model, "Model");
         ctx.CheckAtModel(GetVersionInfo(model));
         try
