@@ -147,7 +147,7 @@ public abstract class DeepModelParameters : ICanSaveModel
         catch (Exception e)
         {
             network.Dispose();
-            throw new InvalidDataException($"MLNetDeep model file is corrupt: the weights do not fit the network '{spec.Describe(encoder, head.OutputSize)}': {e.Message}", e);
+            throw ModelFileChecks.Corrupt($"the weights do not fit the network '{spec.Describe(encoder, head.OutputSize)}': {ModelFileChecks.FirstLine(e.Message)}");
         }
         return new ModelCore(spec, network, encoder, head, history);
     }

@@ -10,8 +10,15 @@ internal static class ModelFileChecks
     /// <summary>How every message about a damaged model file starts.</summary>
     public const string CorruptPrefix = "MLNetDeep model file is corrupt";
 
-    /// <summary>An <see cref="InvalidDataException"/> saying that the model file is corrupt and what is wrong.</summary>
-    public static InvalidDataException Corrupt(string what, Exception? inner = null) => new($"{CorruptPrefix}: {what}", inner);
+    /// <summary>
+    /// An <see cref="InvalidDataException"/> saying that the model file is corrupt and what is wrong. It has no inner
+    /// exception (a cause's message goes into its own): ML.NET wraps what a loader throws in one
+    /// TargetInvocationException per nesting level, so <c>e.GetBaseException()</c> — the innermost — must be this one.
+    /// </summary>
+    public static InvalidDataException Corrupt(string what) => new($"{CorruptPrefix}: {what}");
+
+    /// <summary>The first line of a message (libtorch's add a native stack trace).</summary>
+    public static string FirstLine(string message) => message.Split('\n', 2)[0].TrimEnd();
 
     /// <summary>
     /// The exception a model reader throws for <paramref name="e"/>, or null to let it through: what a reader, TorchSharp
@@ -23,7 +30,7 @@ internal static class ModelFileChecks
     {
         if (!IsDataError(e) || e is InvalidDataException && (e.Message.StartsWith("MLNetDeep", StringComparison.Ordinal) || e.Message.StartsWith("This model", StringComparison.Ordinal)))
             return null;
-        return Corrupt(e is EndOfStreamException ? $"it is truncated ({e.Message})" : e.Message, e);
+        return Corrupt(e is EndOfStreamException ? $"it is truncated ({e.Message})" : FirstLine(e.Message));
     }
 
     /// <summary>Whether <paramref name="e"/> is what reading bad data throws (not a fatal or unrelated error).</summary>

@@ -40,7 +40,7 @@ internal static class ZipChecksums
             }
             catch (Exception e) when (ModelFileChecks.IsDataError(e))
             {
-                throw ModelFileChecks.Corrupt($"its zip entry '{entry.FullName}' cannot be read ({e.Message}).", e);
+                throw ModelFileChecks.Corrupt($"its zip entry '{entry.FullName}' cannot be read ({e.Message}).");
             }
             if (~crc != entry.Crc32 || length != entry.Length)
                 throw ModelFileChecks.Corrupt($"its zip entry '{entry.FullName}' does not match its CRC-32 checksum.");
