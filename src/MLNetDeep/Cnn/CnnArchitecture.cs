@@ -159,6 +159,42 @@ internal sealed class CnnNetworkSpec : NetworkSpec
         return new CnnNetwork(this, outputSize);
     }
 
+    /// <summary>
+    /// Walks the layer stack as the network stacks it, calling <paramref name="visit"/> with each layer's index and
+    /// input shape; a null layer is a flatten, inserted before a dense layer that follows feature maps (its index) and
+    /// after the last layer if that leaves feature maps (index -1). Returns the size of the flat features for the head.
+    /// </summary>
+    internal long Walk(Action<int, CnnLayer?, long[]> visit)
+    {
+        long[] shape = { Channels, Height, Width };
+        var layers = Architecture.Layers;
+        for (int i = 0; i < layers.Count; i++)
+        {
+            if (layers[i] is CnnLayer.DenseLayer && shape.Length == 3)
+            {
+                visit(i, null, shape);
+                shape = new[] { checked(shape[0] * shape[1] * shape[2]) };
+            }
+            visit(i, layers[i], shape);
+            shape = layers[i].OutputShape(shape);
+        }
+        if (shape.Length == 3)
+        {
+            visit(-1, null, shape);
+            shape = new[] { checked(shape[0] * shape[1] * shape[2]) };
+        }
+        return shape[0];
+    }
+
+    public override long StateElements(InputEncoder input, int outputSize)
+    {
+        if ((long)Channels * Height * Width != DenseSize(input, "Convolutional"))
+            throw new ArgumentOutOfRangeException(nameof(input), $"The image shape {Channels}×{Height}×{Width} does not match {input.Describe()}.");
+        long n = 0;
+        long features = Walk((_, layer, shape) => n = checked(n + (layer?.StateElements(shape) ?? 0)));
+        return checked(n + LinearElements(features, outputSize));
+    }
+
     public override string Describe(InputEncoder input, int outputSize) =>
         $"CNN {Architecture.Name} on {Channels}x{Height}x{Width} -> {outputSize}";
 
@@ -177,11 +213,15 @@ internal sealed class CnnNetworkSpec : NetworkSpec
         int version = r.ReadInt32();
         if (version != 1) throw new InvalidDataException($"Unknown CNN network format version {version}.");
         string name = r.ReadString();
-        int n = r.ReadInt32();
-        if (n <= 0 || n > 10_000) throw new InvalidDataException("Corrupt CNN network description.");
+        int n = ModelFileChecks.ReadCount(r, "CNN layers", 10_000, 1, min: 1);
         var layers = new CnnLayer[n];
         for (int i = 0; i < n; i++) layers[i] = CnnLayer.Read(r);
-        return new CnnNetworkSpec(new CnnArchitecture(name, layers), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), (PixelLayout)r.ReadInt32(), r.ReadSingle(), r.ReadSingle());
+        int channels = ModelFileChecks.ReadPositive(r, "The CNN's channel count"), height = ModelFileChecks.ReadPositive(r, "The CNN's image height");
+        int width = ModelFileChecks.ReadPositive(r, "The CNN's image width");
+        var layout = ModelFileChecks.ReadEnum<PixelLayout>(r, "CNN pixel layout");
+        float scale = r.ReadSingle(), offset = r.ReadSingle();
+        if (!float.IsFinite(scale) || !float.IsFinite(offset)) throw new InvalidDataException($"The CNN's input scaling {scale} / {offset} is not finite.");
+        return new CnnNetworkSpec(new CnnArchitecture(name, layers), channels, height, width, layout, scale, offset);
     }
 }
 
@@ -218,26 +258,18 @@ internal sealed class CnnNetwork : nn.Module<Tensor, Tensor>, IEpochAware, IOnnx
     {
         _spec = spec;
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
-        long[] shape = { spec.Channels, spec.Height, spec.Width };
         var layers = spec.Architecture.Layers;
-        for (int i = 0; i < layers.Count; i++)
+        FeatureSize = spec.Walk((i, layer, shape) =>
         {
-            var layer = layers[i];
-            if (layer is CnnLayer.DenseLayer && shape.Length == 3)
+            if (layer is null)
             {
-                modules.Add(($"{i}_flatten", nn.Flatten()));
-                shape = new[] { shape[0] * shape[1] * shape[2] };
+                modules.Add((i < 0 ? "flatten" : $"{i}_flatten", nn.Flatten()));
+                return;
             }
             var next = layers.Skip(i + 1).TakeWhile(l => l is CnnLayer.BatchNormLayer or CnnLayer.ActivationLayer)
                 .OfType<CnnLayer.ActivationLayer>().Select(a => (DeepActivation?)a.Kind).FirstOrDefault();
-            modules.Add(($"{i}", layer.Build(shape, next, out shape)));
-        }
-        if (shape.Length == 3)
-        {
-            modules.Add(("flatten", nn.Flatten()));
-            shape = new[] { shape[0] * shape[1] * shape[2] };
-        }
-        FeatureSize = shape[0];
+            modules.Add(($"{i}", layer.Build(shape, next, out _)));
+        });
         body = nn.Sequential(modules);
         head = nn.Linear(FeatureSize, outputSize);
         NetworkSpec.Initialise(head.weight!, head.bias, null);

@@ -70,6 +70,12 @@ public abstract class CnnLayer
     /// <summary>Builds the module for an input of the given shape ([C, H, W] or [D]); returns the output shape.</summary>
     internal abstract nn.Module<Tensor, Tensor> Build(long[] input, DeepActivation? nextActivation, out long[] output);
 
+    /// <summary>The output shape for an input of the given shape (throws when the layer does not fit it).</summary>
+    internal virtual long[] OutputShape(long[] input) => input;
+
+    /// <summary>Values of the state (parameters and buffers) of the module <see cref="Build"/> makes for this input.</summary>
+    internal virtual long StateElements(long[] input) => 0;
+
     internal abstract byte Tag { get; }
 
     internal virtual void WriteBody(BinaryWriter w) { }
@@ -83,17 +89,18 @@ public abstract class CnnLayer
     internal static CnnLayer Read(BinaryReader r)
     {
         byte tag = r.ReadByte();
+        int Positive(string what) => ModelFileChecks.ReadPositive(r, "A CNN layer's " + what);
         return tag switch
         {
-            1 => new ConvLayer(r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), (ConvPadding)r.ReadInt32()),
-            2 => new PoolLayer(r.ReadBoolean(), r.ReadInt32(), r.ReadInt32()),
+            1 => new ConvLayer(Positive("filter count"), Positive("kernel size"), Positive("stride"), ModelFileChecks.ReadEnum<ConvPadding>(r, "CNN padding")),
+            2 => new PoolLayer(r.ReadBoolean(), Positive("pool size"), Positive("stride")),
             3 => new BatchNormLayer(),
-            4 => new DropoutLayer(r.ReadSingle()),
-            5 => new ActivationLayer((DeepActivation)r.ReadInt32()),
+            4 => new DropoutLayer(ModelFileChecks.ReadProbability(r, "CNN dropout")),
+            5 => new ActivationLayer(ModelFileChecks.ReadEnum<DeepActivation>(r, "CNN activation")),
             6 => new GlobalPoolLayer(),
             7 => new FlattenLayer(),
-            8 => new DenseLayer(r.ReadInt32()),
-            9 => new ResidualLayer(r.ReadInt32(), r.ReadInt32()),
+            8 => new DenseLayer(Positive("unit count")),
+            9 => new ResidualLayer(Positive("filter count"), Positive("stride")),
             _ => throw new InvalidDataException($"Unknown CNN layer kind {tag} in the model file."),
         };
     }
@@ -123,13 +130,21 @@ public abstract class CnnLayer
             w.Write(filters); w.Write(kernel); w.Write(stride); w.Write((int)padding);
         }
 
-        internal override nn.Module<Tensor, Tensor> Build(long[] input, DeepActivation? next, out long[] output)
+        private int Pad => padding == ConvPadding.Same ? kernel / 2 : 0;
+
+        internal override long[] OutputShape(long[] input)
         {
             RequireMaps(input, ToString());
-            int pad = padding == ConvPadding.Same ? kernel / 2 : 0;
-            var conv = nn.Conv2d(input[0], filters, kernel, stride: stride, padding: pad);
+            return new[] { (long)filters, OutSize(input[1], kernel, stride, Pad, ToString()), OutSize(input[2], kernel, stride, Pad, ToString()) };
+        }
+
+        internal override long StateElements(long[] input) => checked(input[0] * filters * kernel * kernel + filters);
+
+        internal override nn.Module<Tensor, Tensor> Build(long[] input, DeepActivation? next, out long[] output)
+        {
+            output = OutputShape(input);
+            var conv = nn.Conv2d(input[0], filters, kernel, stride: stride, padding: Pad);
             NetworkSpec.Initialise(conv.weight!, conv.bias, next);
-            output = new[] { (long)filters, OutSize(input[1], kernel, stride, pad, ToString()), OutSize(input[2], kernel, stride, pad, ToString()) };
             return conv;
         }
 
@@ -145,10 +160,15 @@ public abstract class CnnLayer
             w.Write(average); w.Write(size); w.Write(stride);
         }
 
-        internal override nn.Module<Tensor, Tensor> Build(long[] input, DeepActivation? next, out long[] output)
+        internal override long[] OutputShape(long[] input)
         {
             RequireMaps(input, ToString());
-            output = new[] { input[0], OutSize(input[1], size, stride, 0, ToString()), OutSize(input[2], size, stride, 0, ToString()) };
+            return new[] { input[0], OutSize(input[1], size, stride, 0, ToString()), OutSize(input[2], size, stride, 0, ToString()) };
+        }
+
+        internal override nn.Module<Tensor, Tensor> Build(long[] input, DeepActivation? next, out long[] output)
+        {
+            output = OutputShape(input);
             return average ? nn.AvgPool2d(size, stride) : nn.MaxPool2d(size, stride);
         }
 
@@ -158,6 +178,8 @@ public abstract class CnnLayer
     internal sealed class BatchNormLayer : CnnLayer
     {
         internal override byte Tag => 3;
+
+        internal override long StateElements(long[] input) => checked(4 * input[0]); // weight, bias, running mean and variance
 
         internal override nn.Module<Tensor, Tensor> Build(long[] input, DeepActivation? next, out long[] output)
         {
@@ -201,10 +223,11 @@ public abstract class CnnLayer
     {
         internal override byte Tag => 6;
 
+        internal override long[] OutputShape(long[] input) => new[] { RequireMaps(input, ToString())[0] };
+
         internal override nn.Module<Tensor, Tensor> Build(long[] input, DeepActivation? next, out long[] output)
         {
-            RequireMaps(input, ToString());
-            output = new[] { input[0] };
+            output = OutputShape(input);
             return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten());
         }
 
@@ -215,9 +238,11 @@ public abstract class CnnLayer
     {
         internal override byte Tag => 7;
 
+        internal override long[] OutputShape(long[] input) => new[] { input.Aggregate(1L, (a, b) => checked(a * b)) };
+
         internal override nn.Module<Tensor, Tensor> Build(long[] input, DeepActivation? next, out long[] output)
         {
-            output = new[] { input.Aggregate(1L, (a, b) => a * b) };
+            output = OutputShape(input);
             return nn.Flatten();
         }
 
@@ -229,12 +254,16 @@ public abstract class CnnLayer
         internal override byte Tag => 8;
         internal override void WriteBody(BinaryWriter w) => w.Write(units);
 
+        internal override long[] OutputShape(long[] input) => input.Length == 1 ? new[] { (long)units }
+            : throw new InvalidOperationException("Dense needs a flat input; the architecture inserts Flatten first.");
+
+        internal override long StateElements(long[] input) => checked(input[0] * units + units);
+
         internal override nn.Module<Tensor, Tensor> Build(long[] input, DeepActivation? next, out long[] output)
         {
-            if (input.Length != 1) throw new InvalidOperationException("Dense needs a flat input; the architecture inserts Flatten first.");
+            output = OutputShape(input);
             var linear = nn.Linear(input[0], units);
             NetworkSpec.Initialise(linear.weight!, linear.bias, next);
-            output = new[] { (long)units };
             return linear;
         }
 
@@ -250,10 +279,19 @@ public abstract class CnnLayer
             w.Write(filters); w.Write(stride);
         }
 
-        internal override nn.Module<Tensor, Tensor> Build(long[] input, DeepActivation? next, out long[] output)
+        internal override long[] OutputShape(long[] input)
         {
             RequireMaps(input, ToString());
-            output = new[] { (long)filters, OutSize(input[1], 3, stride, 1, ToString()), OutSize(input[2], 3, stride, 1, ToString()) };
+            return new[] { (long)filters, OutSize(input[1], 3, stride, 1, ToString()), OutSize(input[2], 3, stride, 1, ToString()) };
+        }
+
+        /// <summary>Two 3×3 convolutions without bias and their batch norms; a 1×1 projection and its batch norm when the shape changes.</summary>
+        internal override long StateElements(long[] input) => checked(input[0] * filters * 9 + 4L * filters + (long)filters * filters * 9 + 4L * filters
+            + (stride != 1 || input[0] != filters ? input[0] * filters + 4L * filters : 0));
+
+        internal override nn.Module<Tensor, Tensor> Build(long[] input, DeepActivation? next, out long[] output)
+        {
+            output = OutputShape(input);
             return new BasicBlock(input[0], filters, stride);
         }
 

@@ -44,6 +44,17 @@ internal sealed class MlpNetworkSpec : NetworkSpec
         return nn.Sequential(layers);
     }
 
+    public override long StateElements(InputEncoder input, int outputSize)
+    {
+        long n = 0, width = DenseSize(input, "MLP");
+        foreach (int h in HiddenLayers)
+        {
+            n = checked(n + LinearElements(width, h, bias: !BatchNorm) + (BatchNorm ? BatchNormElements(h) : 0));
+            width = h;
+        }
+        return checked(n + LinearElements(width, outputSize));
+    }
+
     public override string Describe(InputEncoder input, int outputSize) =>
         $"MLP {(input as DenseEncoder)?.Size} -> [{string.Join(", ", HiddenLayers)}] -> {outputSize}, {Activation}"
         + (BatchNorm ? ", batch norm" : "") + (Dropout > 0 ? $", dropout {Dropout}" : "");
@@ -62,12 +73,11 @@ internal sealed class MlpNetworkSpec : NetworkSpec
     {
         int version = reader.ReadInt32();
         if (version != 1) throw new InvalidDataException($"Unknown MLP network format version {version}.");
-        int n = reader.ReadInt32();
-        if (n < 0 || n > 1000) throw new InvalidDataException("Corrupt MLP network description.");
+        int n = ModelFileChecks.ReadCount(reader, "MLP hidden layers", 1000, 4);
         var hidden = new int[n];
-        for (int i = 0; i < n; i++) hidden[i] = reader.ReadInt32();
-        var activation = (DeepActivation)reader.ReadInt32();
-        float dropout = reader.ReadSingle();
+        for (int i = 0; i < n; i++) hidden[i] = ModelFileChecks.ReadPositive(reader, "An MLP hidden layer's width");
+        var activation = ModelFileChecks.ReadEnum<DeepActivation>(reader, "MLP activation");
+        float dropout = ModelFileChecks.ReadProbability(reader, "MLP dropout");
         bool batchNorm = reader.ReadBoolean();
         return new MlpNetworkSpec(hidden, activation, dropout, batchNorm);
     }

@@ -91,6 +91,22 @@ internal sealed class RnnNetworkSpec : NetworkSpec
         _ => throw new ArgumentOutOfRangeException(nameof(input), $"Recurrent networks cannot read {input.Describe()}."),
     };
 
+    public override long StateElements(InputEncoder input, int outputSize)
+    {
+        // The embedding (token input), then per layer and direction the input and recurrent weights and their two biases.
+        long n = input is TokenEncoder t ? checked((long)t.VocabularySize * EmbeddingSize) : 0;
+        long inputs = input is TokenEncoder ? EmbeddingSize : FeaturesPerStep;
+        int gates = Cell switch { RecurrentCell.Lstm => 4, RecurrentCell.Gru => 3, _ => 1 };
+        long directions = Bidirectional ? 2 : 1, width = directions * HiddenSize;
+        checked
+        {
+            for (int layer = 0; layer < Layers; layer++, inputs = width)
+                n += directions * gates * HiddenSize * (inputs + HiddenSize + 2);
+            if (Pooling == SequencePooling.Attention) n += LinearElements(width, 1);
+            return n + LinearElements(width, Decoding == ForecastDecoding.Autoregressive ? 1 : outputSize);
+        }
+    }
+
     public override string Describe(InputEncoder input, int outputSize)
     {
         string source = input is TokenEncoder t ? $"tokens ({t.VocabularySize} ids) -> embedding {EmbeddingSize}"
@@ -129,8 +145,8 @@ internal sealed class RnnNetworkSpec : NetworkSpec
         int embedding = r.ReadInt32(), featuresPerStep = r.ReadInt32();
         var decoding = version >= 2 ? (ForecastDecoding)r.ReadInt32() : ForecastDecoding.Direct;
         var spec = new RnnNetworkSpec(cell, hidden, layers, bidirectional, dropout, pooling, embedding, featuresPerStep, decoding);
-        if (!Enum.IsDefined(spec.Cell) || !Enum.IsDefined(spec.Pooling) || !Enum.IsDefined(spec.Decoding) || spec.HiddenSize <= 0 || spec.Layers <= 0 || spec.FeaturesPerStep <= 0
-            || spec.EmbeddingSize < 0 || spec.Dropout is < 0 or >= 1
+        if (!Enum.IsDefined(spec.Cell) || !Enum.IsDefined(spec.Pooling) || !Enum.IsDefined(spec.Decoding) || spec.HiddenSize <= 0 || spec.Layers is <= 0 or > 1000 || spec.FeaturesPerStep <= 0
+            || spec.EmbeddingSize < 0 || !(spec.Dropout is >= 0 and < 1)
             || (spec.Decoding == ForecastDecoding.Autoregressive && (spec.Bidirectional || spec.FeaturesPerStep != 1)))
             throw new InvalidDataException("Corrupt recurrent network description.");
         return spec;

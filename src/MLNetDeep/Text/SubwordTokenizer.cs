@@ -285,7 +285,7 @@ public sealed class SubwordTokenizer
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new InvalidDataException($"MLNetDeep model file is corrupt: its {kind} tokenizer's embedded vocabulary cannot be read ({e.Message}).", e);
+            throw new InvalidDataException($"MLNetDeep model file is corrupt: its {kind} tokenizer's embedded vocabulary cannot be read ({e.Message}).");
         }
         return result;
     }

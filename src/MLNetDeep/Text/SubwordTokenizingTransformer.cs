@@ -268,6 +268,7 @@ public sealed class SubwordTokenizingTransformer : ITransformer
     private static SubwordTokenizingTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
         ctx.CheckAtModel(GetVersionInfo());
+        ZipChecksums.Verify(ctx);
         return ReadBody(env, ctx.Reader);
     }
 
@@ -306,14 +307,14 @@ public sealed class SubwordTokenizingTransformer : ITransformer
             }
             return new SubwordTokenizingTransformer(env, output, input, tokenizer, maximum, minimum, ids, texts, counts);
         }
-        catch (EndOfStreamException e)
+        catch (EndOfStreamException)
         {
-            throw new InvalidDataException("MLNetDeep model file is truncated inside the sub-word tokenizing transformer.", e);
+            throw new InvalidDataException("MLNetDeep model file is truncated inside the sub-word tokenizing transformer.");
         }
         catch (Exception e) when (e is IOException or FormatException)
         {
             // BinaryReader.ReadString reports a negative or malformed string length this way.
-            throw new InvalidDataException("MLNetDeep model file is corrupt inside the sub-word tokenizing transformer: " + e.Message, e);
+            throw new InvalidDataException("MLNetDeep model file is corrupt inside the sub-word tokenizing transformer: " + e.Message);
         }
     }
 }

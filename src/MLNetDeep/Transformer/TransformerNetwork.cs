@@ -88,10 +88,10 @@ internal sealed class TransformerNetworkSpec : NetworkSpec
             case TokenEncoder t:
                 if (PatchSize > 0)
                     throw new ArgumentOutOfRangeException(nameof(TransformerOptions.PatchSize), "PatchSize applies to image pixels, but the feature column holds token ids.");
-                return new InputShape(t.VocabularySize, t.MaximumSequenceLength + cls, 0, 0);
+                return new InputShape(t.VocabularySize, checked(t.MaximumSequenceLength + cls), 0, 0);
             case DenseEncoder d when PatchSize > 0:
             {
-                if (Channels * Height * Width2D != d.Size)
+                if ((long)Channels * Height * Width2D != d.Size)
                     throw new ArgumentOutOfRangeException(nameof(TransformerOptions.PatchSize),
                         $"The feature vector has {d.Size} values, not the {Channels}x{Height}x{Width2D} image the patches were planned for.");
                 int patches = Height / PatchSize * (Width2D / PatchSize);
@@ -124,6 +124,25 @@ internal sealed class TransformerNetworkSpec : NetworkSpec
     };
 
     internal readonly record struct InputShape(int Vocabulary, int Positions, int Steps, int Patches);
+
+    public override long StateElements(InputEncoder input, int outputSize)
+    {
+        var shape = Adapter(input);
+        long d = Width;
+        checked
+        {
+            long n = shape.Vocabulary > 0 ? shape.Vocabulary * d
+                : shape.Patches > 0 ? (long)Channels * PatchSize * PatchSize * d + d
+                : LinearElements(FeaturesPerStep, d);
+            if (Pooling == TransformerPooling.Cls) n += d;
+            n += shape.Positions * d; // learned positions, or the sinusoid table (a buffer)
+            // Per layer: the query-key-value and output projections, two layer norms, the feed-forward pair.
+            n += Layers * (LinearElements(d, 3 * d) + LinearElements(d, d) + 4 * d + LinearElements(d, FeedForward) + LinearElements(FeedForward, d));
+            if (PreNorm) n += 2 * d;
+            if (Pooling == TransformerPooling.Attention) n += LinearElements(d, 1);
+            return n + (Pretraining ? LinearElements(d, shape.Vocabulary) + d : LinearElements(d, outputSize));
+        }
+    }
 
     public override string Describe(InputEncoder input, int outputSize)
     {
@@ -163,8 +182,8 @@ internal sealed class TransformerNetworkSpec : NetworkSpec
         if (version == 2) spec = spec.AsPretraining(r.ReadSingle());
         if (spec.Layers is <= 0 or > 1000 || spec.Width <= 0 || spec.Heads <= 0 || spec.Width % spec.Heads != 0 || spec.FeedForward <= 0
             || !Enum.IsDefined(spec.Activation) || !Enum.IsDefined(spec.Positions) || !Enum.IsDefined(spec.Pooling)
-            || spec.Dropout is < 0 or >= 1 || spec.AttentionDropout is < 0 or >= 1 || !(spec.Epsilon > 0) || spec.FeaturesPerStep <= 0 || spec.PatchSize < 0
-            || spec.Channels < 0 || spec.Height < 0 || spec.Width2D < 0 || spec.MaskProbability is <= 0 or >= 1)
+            || !(spec.Dropout is >= 0 and < 1) || !(spec.AttentionDropout is >= 0 and < 1) || !(spec.Epsilon > 0) || !double.IsFinite(spec.Epsilon) || spec.FeaturesPerStep <= 0 || spec.PatchSize < 0
+            || spec.Channels < 0 || spec.Height < 0 || spec.Width2D < 0 || !(spec.MaskProbability is > 0 and < 1))
             throw new InvalidDataException("Corrupt Transformer description.");
         return spec;
     }

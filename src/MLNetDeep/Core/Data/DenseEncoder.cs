@@ -62,7 +62,15 @@ internal sealed class DenseEncoder : InputEncoder
         int n = r.ReadInt32();
         if (size <= 0 || n < 0 || n > 16) throw new InvalidDataException("MLNetDeep model file is corrupt: invalid dense input description.");
         var dims = new int[n];
-        for (int i = 0; i < n; i++) dims[i] = r.ReadInt32();
+        long product = 1;
+        for (int i = 0; i < n; i++)
+        {
+            dims[i] = r.ReadInt32();
+            if (dims[i] <= 0 || (product *= dims[i]) > size)
+                throw new InvalidDataException($"MLNetDeep model file is corrupt: the input's dimensions [{string.Join(", ", dims.Take(i + 1))}] do not make {size} values.");
+        }
+        if (n > 0 && product != size)
+            throw new InvalidDataException($"MLNetDeep model file is corrupt: the input's dimensions [{string.Join(", ", dims)}] do not make {size} values.");
         return new DenseEncoder(size, dims);
     }
 }

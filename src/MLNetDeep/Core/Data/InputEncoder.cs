@@ -40,7 +40,7 @@ internal abstract class InputEncoder
         {
             DenseEncoder.KindName => DenseEncoder.ReadBody(r),
             TokenEncoder.KindName => TokenEncoder.ReadBody(r),
-            _ => throw new InvalidDataException($"This model reads its input as '{kind}', which this version of MLNetDeep does not know. Update the MLNetDeep package."),
+            _ => throw new InvalidDataException($"This model reads its input as '{kind}', which this version of MLNetDeep does not know: the model file is corrupt, or was written by a newer MLNetDeep (update the package)."),
         };
     }
 

@@ -24,7 +24,7 @@ internal sealed record ModelCore(NetworkSpec Spec, nn.Module<Tensor, Tensor> Net
 /// </summary>
 public abstract class DeepModelParameters : ICanSaveModel
 {
-    private const string WeightsStream = "Weights.bin";
+    internal const string WeightsStream = "Weights.bin";
     private const int Format = 2;
     private protected readonly IHost Host;
     internal readonly NetworkSpec Spec;
@@ -75,13 +75,29 @@ public abstract class DeepModelParameters : ICanSaveModel
     internal static DeepModelParameters? Find(ITransformer t) =>
         TransformerSteps.Flatten(t).OfType<IPredictionTransformer<DeepModelParameters>>().LastOrDefault()?.Model;
 
-    /// <summary>Reads a saved model (written by <see cref="SaveCommon"/>); <paramref name="task"/> is the head kind of the loading class.</summary>
+    /// <summary>
+    /// Reads a saved model (written by <see cref="SaveCommon"/>); <paramref name="task"/> is the head kind of the loading
+    /// class. The file is untrusted: every size is checked before anything is allocated for it, and whatever is wrong
+    /// is thrown as an <see cref="InvalidDataException"/> saying so.
+    /// </summary>
     private protected static ModelCore Load(ModelLoadContext ctx, string task)
     {
         TorchEngine.EnsureLoaded();
+        try
+        {
+            return LoadCore(ctx, task);
+        }
+        catch (Exception e) when (ModelFileChecks.AsCorrupt(e) is { } corrupt)
+        {
+            throw corrupt;
+        }
+    }
+
+    private static ModelCore LoadCore(ModelLoadContext ctx, string task)
+    {
         var r = ctx.Reader;
         int format = r.ReadInt32();
-        if (format is not (1 or 2)) throw new InvalidDataException($"MLNetDeep model format {format} is not supported by this version.");
+        if (format is not (1 or 2)) throw new InvalidDataException($"MLNetDeep model format {format} is not supported by this version: the model file is corrupt, or was written by a newer MLNetDeep.");
         var spec = NetworkSpec.Read(r);
         InputEncoder encoder;
         TaskHead head;
@@ -106,12 +122,19 @@ public abstract class DeepModelParameters : ICanSaveModel
         }
         var history = ReadHistory(r);
         byte[] expectedHash = r.ReadBytes(32);
+        if (expectedHash.Length != 32) throw new EndOfStreamException("the weights' checksum is cut short.");
         if (format == 1) head.Read(r);
         byte[]? weights = null;
         if (!ctx.TryLoadBinaryStream(WeightsStream, br => weights = ReadToEnd(br.BaseStream)))
             throw new InvalidDataException($"MLNetDeep model file is corrupt or truncated: its weights ({WeightsStream}) are missing.");
         if (!SHA256.HashData(weights!).AsSpan().SequenceEqual(expectedHash))
             throw new InvalidDataException($"MLNetDeep model file is corrupt: the network weights do not match their checksum.");
+        // The network is allocated before the weights are read into it: what its description implies must be in the
+        // weights (every parameter and buffer is stored), or a crafted description could allocate without limit.
+        long stored = StoredWeights.DataBytes(weights) / sizeof(float);
+        long needed = spec.StateElements(encoder, head.OutputSize);
+        if (needed > stored || head.OutputSize > stored)
+            throw ModelFileChecks.Corrupt($"its network ({spec.Describe(encoder, head.OutputSize)}) has {needed} values, but its weights hold only {stored}.");
         // Built outside any dispose scope: a network's constructor may touch its parameters (initialisation), and a
         // parameter touched inside a scope would be disposed with it. Only the loading's temporaries go in the scope.
         var network = spec.Build(encoder, head.OutputSize);
@@ -123,7 +146,8 @@ public abstract class DeepModelParameters : ICanSaveModel
         }
         catch (Exception e)
         {
-            throw new InvalidDataException($"MLNetDeep model file is corrupt: the weights do not fit the network '{spec.Describe(encoder, head.OutputSize)}': {e.Message}", e);
+            network.Dispose();
+            throw ModelFileChecks.Corrupt($"the weights do not fit the network '{spec.Describe(encoder, head.OutputSize)}': {ModelFileChecks.FirstLine(e.Message)}");
         }
         return new ModelCore(spec, network, encoder, head, history);
     }
@@ -175,8 +199,8 @@ public abstract class DeepModelParameters : ICanSaveModel
 
     internal static EpochMetrics[] ReadHistory(BinaryReader r)
     {
-        int n = r.ReadInt32();
-        if (n < 0 || n > 1_000_000) throw new InvalidDataException("MLNetDeep model file is corrupt: invalid history.");
+        // An epoch takes at least 53 bytes: an int, six doubles and the metric name's length.
+        int n = ModelFileChecks.ReadCount(r, "the training history's epoch count", 1_000_000, 53);
         var result = new EpochMetrics[n];
         for (int i = 0; i < n; i++)
         {

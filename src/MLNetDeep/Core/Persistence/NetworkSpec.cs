@@ -69,6 +69,20 @@ internal abstract class NetworkSpec
     /// <summary>Builds the network (freshly initialised) for the given input and number of outputs.</summary>
     public abstract nn.Module<Tensor, Tensor> Build(InputEncoder input, int outputSize);
 
+    /// <summary>
+    /// Values in the state (parameters and buffers) of the network <see cref="Build"/> makes, from the description
+    /// alone: the model loader checks that the stored weights hold that many before building, so that a damaged or
+    /// crafted description cannot make it allocate more than the file justifies. Throws <see cref="OverflowException"/>
+    /// when the count does not fit a long.
+    /// </summary>
+    public abstract long StateElements(InputEncoder input, int outputSize);
+
+    /// <summary>Values of a dense layer's weight and bias.</summary>
+    private protected static long LinearElements(long inputs, long outputs, bool bias = true) => checked(inputs * outputs + (bias ? outputs : 0));
+
+    /// <summary>Values of a batch norm's state: weight, bias, running mean and variance (no batch counter, see <see cref="SafeOps"/>).</summary>
+    private protected static long BatchNormElements(long features) => checked(4 * features);
+
     /// <summary>A one-line human-readable description.</summary>
     public abstract string Describe(InputEncoder input, int outputSize);
 
@@ -85,7 +99,7 @@ internal abstract class NetworkSpec
     {
         string kind = reader.ReadString();
         if (!Readers.Value.TryGetValue(kind, out var read))
-            throw new InvalidDataException($"This model uses the network family '{kind}', which this version of MLNetDeep does not know. Update the MLNetDeep package.");
+            throw new InvalidDataException($"This model uses the network family '{kind}', which this version of MLNetDeep does not know: the model file is corrupt, or was written by a newer MLNetDeep (update the package).");
         try { return read(reader); }
         catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
         {

@@ -76,8 +76,16 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
     public int ScoringBatchSize
     {
         get => _scoringBatchSize;
-        set => _scoringBatchSize = value > 0 ? value
-            : throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), value, $"ScoringBatchSize must be positive, not {value}.");
+        set => _scoringBatchSize = value > 0 && !TooLargeBatch(Model, value) ? value
+            : throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), value,
+                $"ScoringBatchSize must be positive, and at most 2^20 rows and 2^28 input and output values in all, not {value}.");
+    }
+
+    /// <summary>Scoring allocates a batch of dense inputs and outputs: a batch size must not ask for more than a GiB of floats.</summary>
+    private static bool TooLargeBatch(DeepModelParameters model, long batch)
+    {
+        long perRow = (model.Encoder is DenseEncoder d ? d.Size : 0) + 2L * model.OutputSize;
+        return batch > 1 << 20 || batch * perRow > 1 << 28;
     }
 
     private int _scoringBatchSize = DefaultScoringBatchSize;
@@ -426,7 +434,9 @@ public sealed class DeepPredictionTransformer<TModel> : ISingleFeaturePrediction
         int batch = r.ReadInt32();
         float threshold = format >= 2 ? r.ReadSingle() : 0;
         if (batch <= 0 || float.IsNaN(threshold) || threshold != 0 && model.Head is not BinaryHead)
-            throw new InvalidDataException("MLNetDeep model file is corrupt: invalid scoring settings.");
+            throw ModelFileChecks.Corrupt("its scoring settings (batch size, binary threshold) are invalid.");
+        if (TooLargeBatch(model, batch))
+            throw ModelFileChecks.Corrupt($"its scoring batch of {batch} rows is too large.");
         var ms = new MemoryStream();
         if (!ctx.TryLoadBinaryStream("TrainSchema", br => br.BaseStream.CopyTo(ms)))
             throw new InvalidDataException("MLNetDeep model file is corrupt or truncated: the training schema is missing.");
@@ -452,8 +462,16 @@ internal static class DeepPredictionTransformerLoader
     // Called by ML.NET's ComponentCatalog through the LoadableClass attributes above.
     public static ITransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
+        ZipChecksums.Verify(ctx);
         ctx.LoadModel<DeepModelParameters, SignatureLoadModel>(env, out var model, "Model");
         ctx.CheckAtModel(GetVersionInfo(model));
-        return model.LoadTransformer(env, ctx);
+        try
+        {
+            return model.LoadTransformer(env, ctx);
+        }
+        catch (Exception e) when (ModelFileChecks.AsCorrupt(e) is { } corrupt)
+        {
+            throw corrupt;
+        }
     }
 }

@@ -75,8 +75,11 @@ internal abstract class SafeOptimizer : IDisposable
         if (count != state.Count) throw new InvalidDataException($"The checkpoint's optimizer state has {count} tensors; this optimizer has {state.Count}.");
         foreach (var t in state)
         {
-            var bytes = r.ReadBytes(r.ReadInt32());
-            if (bytes.Length != t.NumberOfElements * t.ElementSize) throw new InvalidDataException("The checkpoint's optimizer state does not match the network's parameters.");
+            // The length is checked before the bytes are allocated: the checkpoint is untrusted.
+            int length = r.ReadInt32();
+            if (length != t.NumberOfElements * t.ElementSize) throw new InvalidDataException("The checkpoint's optimizer state does not match the network's parameters.");
+            var bytes = r.ReadBytes(length);
+            if (bytes.Length != length) throw new EndOfStreamException("The checkpoint's optimizer state is truncated.");
             using var loaded = torch.empty_like(t, device: torch.CPU);
             loaded.bytes = bytes;
             using var noGrad = torch.no_grad();
