@@ -66,13 +66,15 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
         }
 
         var device = TorchEngine.ResolveDevice(o.Device, o.FallbackToCpu, ch);
+        // From here to the last epoch the process-wide generator and thread count are this training's (see EnterTraining).
+        // Reading the data is inside too, so a second training's featurizers do not compete with the first's epochs for
+        // the cores the engine's threads already use.
+        using var session = TorchEngine.EnterTraining(o.NumberOfThreads, o.CancellationToken, Host.CheckAlive, ch);
         try
         {
             using var trainSet = TrainingData.Load(ch, train, encoder, head, o.FeatureColumnName, o.LabelColumnName, "training", o.Caching, o.MaximumCacheMegabytes, o.CancellationToken);
             using var validSet = validationData is null ? null
                 : TrainingData.Load(ch, validationData, encoder, head, o.FeatureColumnName, o.LabelColumnName, "validation", o.Caching, o.MaximumCacheMegabytes, o.CancellationToken);
-            // From here to the last epoch the process-wide generator and thread count are this training's (see EnterTraining).
-            using var session = TorchEngine.EnterTraining(o.NumberOfThreads, o.CancellationToken, Host.CheckAlive, ch);
             head.Prepare(trainSet, device);
             InspectTrainingData(trainSet, ch);
             var spec = CreateNetworkSpec(encoder, head.OutputSize);
