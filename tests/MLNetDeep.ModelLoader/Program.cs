@@ -31,6 +31,6 @@ try
 }
 catch (Exception e)
 {
-    Console.Error.WriteLine(e.GetType().FullName + ": " + e.Message);
+    Console.Error.WriteLine(e.GetType().FullName + ": " + e.Message + (e.GetBaseException() == e ? "" : " -> " + e.GetBaseException().Message));
     return 1;
 }

@@ -253,8 +253,11 @@ public sealed class TrainingCoreTests
         Console.SetError(captured);
         try
         {
+            int during = 0;
+            o.EpochCallback = _ => during = TorchSharp.torch.get_num_threads();
             TestUtil.BikeMlp(ml, o).Fit(TestUtil.BikeTrainSubset(ml, 1000));
-            Assert.Equal(1, TorchSharp.torch.get_num_threads());
+            Assert.Equal(1, during);
+            Assert.Equal(threadsBefore, TorchSharp.torch.get_num_threads()); // restored after Fit
         }
         finally
         {

@@ -199,8 +199,8 @@ public abstract class DeepModelParameters : ICanSaveModel
 
     internal static EpochMetrics[] ReadHistory(BinaryReader r)
     {
-        // An epoch takes at least 53 bytes: an int, six doubles and the metric name's length.
-        int n = ModelFileChecks.ReadCount(r, "the training history's epoch count", 1_000_000, 53);
+        // An epoch takes at least 45 bytes: an int, five doubles and the metric name's length byte.
+        int n = ModelFileChecks.ReadCount(r, "the training history's epoch count", 1_000_000, 45);
         var result = new EpochMetrics[n];
         for (int i = 0; i < n; i++)
         {
