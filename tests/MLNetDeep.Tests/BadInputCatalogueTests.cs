@@ -14,6 +14,7 @@ namespace MLNetDeep.Tests;
 public sealed class BadInputCatalogueTests
 {
     private sealed class Dense { public float Label { get; set; } [VectorType(3)] public float[] Features { get; set; } = new float[3]; }
+    private sealed class WeightedDense { public float Label { get; set; } public float W { get; set; } = 1; public double D { get; set; } = 1; [VectorType(3)] public float[] Features { get; set; } = new float[3]; }
     private sealed class Dense4 { [VectorType(4)] public float[] Features { get; set; } = new float[4]; }
     private sealed class Dense3 { public float Label { get; set; } [VectorType(3)] public float[] Feats { get; set; } = new float[3]; }
     private sealed class VarDense { public float Label { get; set; } public float[] Features { get; set; } = new float[3]; }
@@ -166,6 +167,19 @@ public sealed class BadInputCatalogueTests
             typeof(InvalidOperationException), "validation data is empty"),
         ["A single image (CNN)"] = new(() => { var ml = Ml(); ml.BinaryClassification.Trainers.Cnn(Cnn(o => o.Architecture = CnnArchitecture.SmallCnn())).Fit(ml.Data.LoadFromEnumerable(ImgRows(1))); },
             typeof(InvalidOperationException), "Label column 'Label'", "one class", "1 rows"),
+
+        // ---------------------------------------------------------------- example weights
+        ["Negative example weight"] = new(() => { var ml = Ml(); ml.Regression.Trainers.Mlp(Reg(o => o.ExampleWeightColumnName = "W")).Fit(ml.Data.LoadFromEnumerable(Enumerable.Range(0, 20).Select(i => new WeightedDense { Label = i, W = i == 7 ? -1 : 1 }))); },
+            typeof(InvalidOperationException), "Example weight column 'W'", "row 7"),
+        ["NaN example weight"] = new(() => { var ml = Ml(); ml.Regression.Trainers.Mlp(Reg(o => o.ExampleWeightColumnName = "W")).Fit(ml.Data.LoadFromEnumerable(Enumerable.Range(0, 20).Select(i => new WeightedDense { Label = i, W = i == 4 ? float.NaN : 1 }))); },
+            typeof(InvalidOperationException), "Example weight column 'W'", "row 4"),
+        ["Example weights all zero"] = new(() => { var ml = Ml(); ml.Regression.Trainers.Mlp(Reg(o => o.ExampleWeightColumnName = "W")).Fit(ml.Data.LoadFromEnumerable(Enumerable.Range(0, 20).Select(i => new WeightedDense { Label = i, W = 0 }))); },
+            typeof(InvalidOperationException), "Example weight column 'W'", "zero in all 20 rows"),
+        ["Example weight column missing"] = new(() => { var ml = Ml(); ml.Regression.Trainers.Mlp(Reg(o => o.ExampleWeightColumnName = "Importance")).Fit(ml.Data.LoadFromEnumerable(DenseRows(20))); },
+            typeof(ArgumentOutOfRangeException), "ExampleWeightColumnName", "'Importance'"),
+        ["Example weight column of Double"] = new(() => { var ml = Ml(); ml.Regression.Trainers.Mlp(Reg(o => o.ExampleWeightColumnName = "D")).Fit(ml.Data.LoadFromEnumerable(Enumerable.Range(0, 20).Select(i => new WeightedDense { Label = i }))); },
+            typeof(ArgumentOutOfRangeException), "ExampleWeightColumnName", "'D'", "Single"),
+        ["Example weights for masked-token pretraining"] = Option(() => new MLContext().Transforms.Text.PretrainTransformerEncoder(new TransformerPretrainer.Options { FeatureColumnName = "Tokens", ExampleWeightColumnName = "W" }), "ExampleWeightColumnName"),
 
         // ---------------------------------------------------------------- tokens, sequences, series, images
         ["Token column of another key count at scoring"] = new(() => { var ml = Ml(); var m = ml.BinaryClassification.Trainers.Rnn(Gru()).Fit(ml.Data.LoadFromEnumerable(TokRows(20))); m.Transform(ml.Data.LoadFromEnumerable(new[] { new Tok30 { Tokens = new[] { 25u } } })).Preview(); },

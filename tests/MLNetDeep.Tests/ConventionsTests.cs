@@ -94,4 +94,99 @@ public sealed class ConventionsTests
         var loaded = new MLContext().Model.Load(path, out _);
         Assert.Equal(model.Transform(test).GetColumn<float[]>("Score").SelectMany(v => v), loaded.Transform(test).GetColumn<float[]>("Score").SelectMany(v => v));
     }
+
+    public sealed class Weighted { public float Weight { get; set; } }
+
+    private static IDataView WithWeights(MLContext ml, IDataView data, Func<bool, float> weight) =>
+        ml.Transforms.CustomMapping<RealData.SpamLabel, Weighted>((l, w) => w.Weight = weight(l.Label), contractName: null).Fit(data).Transform(data);
+
+    [Fact]
+    public void ExampleWeights_WeighTheLoss_OnesTrainAsWithout_AndHeavierSpamRaisesRecall()
+    {
+        var ml = new MLContext(seed: 1);
+        var split = ml.Data.TrainTestSplit(RealData.Sms(ml), testFraction: 0.2, seed: 1);
+        var features = Pipelines.SmsFeatures(ml).Fit(split.TrainSet);
+        var test = features.Transform(split.TestSet);
+        MlpBinaryTrainer.Options Options(string? weights) => new() { HiddenLayers = new[] { 32 }, NumberOfEpochs = 3, ExampleWeightColumnName = weights };
+        IDataView Train(Func<bool, float> weight) => WithWeights(ml, features.Transform(split.TrainSet), weight);
+
+        var plain = ml.BinaryClassification.Trainers.Mlp(Options(null)).Fit(features.Transform(split.TrainSet));
+        var ones = ml.BinaryClassification.Trainers.Mlp(Options("Weight")).Fit(Train(_ => 1f));
+        var spam10 = ml.BinaryClassification.Trainers.Mlp(Options("Weight")).Fit(Train(spam => spam ? 10f : 1f));
+        float[] a = TestUtil.Floats(plain.Transform(test), "Probability"), b = TestUtil.Floats(ones.Transform(test), "Probability");
+        double largest = a.Zip(b).Max(p => Math.Abs(p.First - p.Second));
+        Assert.True(largest < 1e-3, $"weights of 1 should train as no weights: largest probability difference {largest:G3}");
+        var mPlain = ml.BinaryClassification.Evaluate(plain.Transform(test));
+        var mSpam = ml.BinaryClassification.Evaluate(spam10.Transform(test));
+        _out.WriteLine($"SMS held-out: no weights recall {mPlain.PositiveRecall:F4} precision {mPlain.PositivePrecision:F4}; spam weighted 10: recall {mSpam.PositiveRecall:F4} precision {mSpam.PositivePrecision:F4}; weights 1 vs none: largest difference {largest:G3}");
+        Assert.True(mSpam.PositiveRecall > mPlain.PositiveRecall, "weighting the spam rows 10x should find more spam");
+    }
+
+    [Fact]
+    public void ExampleWeights_OfZero_LeaveRowsOut_ForRegressionAndForecasting()
+    {
+        // Bike rentals with every other training row's label corrupted (x 20): weight 0 on those rows trains as the clean rows do.
+        var ml = new MLContext(seed: 1);
+        var shuffled = ml.Data.ShuffleRows(RealData.BikeTrain(ml), seed: 1);
+        var raw = ml.Data.TakeRows(shuffled, 4000);
+        var rows = ml.Data.CreateEnumerable<BikeRow>(raw, reuseRowObject: false).ToList();
+        var corrupted = rows.Select((r, i) => new WeightedBike(r, i % 2 == 0 ? r.Count * 20 : r.Count, i % 2 == 0 ? 0f : 1f)).ToList();
+        var data = ml.Data.LoadFromEnumerable(corrupted);
+        var pipeline = ml.Transforms.Concatenate("Features", BikeRow.FeatureColumns).Append(ml.Transforms.NormalizeMeanVariance("Features"));
+        var test = ml.Data.TakeRows(ml.Data.SkipRows(shuffled, 4000), 2000); // held-out rows of the same hours
+        double R2(string? weights)
+        {
+            var model = pipeline.Append(ml.Regression.Trainers.Mlp(new MlpRegressionTrainer.Options
+            {
+                LabelColumnName = nameof(WeightedBike.Target), HiddenLayers = new[] { 64, 32 }, NumberOfEpochs = 20, LearningRate = 3e-3, ExampleWeightColumnName = weights,
+            })).Fit(data);
+            return ml.Regression.Evaluate(model.Transform(test)).RSquared; // their Label is the true count
+        }
+        double weighted = R2(nameof(WeightedBike.Weight)), unweighted = R2(null);
+        data = ml.Data.FilterRowsByColumn(data, nameof(WeightedBike.Weight), lowerBound: 0.5);
+        double clean = R2(null);
+        _out.WriteLine($"bike, half the labels corrupted x20: held-out R² {weighted:F4} with weight 0 on them, {unweighted:F4} without weights, {clean:F4} trained on the clean half alone");
+        Assert.True(clean > 0.3, $"clean R² {clean:F4}"); // a small MLP on 2 000 rows: it learned something
+        Assert.True(Math.Abs(weighted - clean) < 0.1, $"weighted R² {weighted:F4} vs clean {clean:F4}");
+        Assert.True(unweighted < clean - 0.5, $"unweighted R² {unweighted:F4}");
+
+        // Forecasting takes weights too: weights of 1 train as no weights; weight 0 on every other window still trains.
+        var windows = Sunspots.Windows(ml);
+        int n = 0;
+        var ones = ml.Transforms.CustomMapping<WindowIndex, Weighted>((_, w) => w.Weight = 1f, contractName: null).Fit(windows.Train).Transform(windows.Train);
+        var half = ml.Transforms.CustomMapping<WindowIndex, Weighted>((_, w) => w.Weight = Interlocked.Increment(ref n) % 2, contractName: null).Fit(windows.Train).Transform(windows.Train);
+        float[] Forecast(IDataView train, string? weights) => ml.Forecasting.Trainers.Mlp(new MlpForecaster.Options { HiddenLayers = new[] { 16 }, NumberOfEpochs = 3, ExampleWeightColumnName = weights })
+            .Fit(train).Transform(windows.Test!).GetColumn<float[]>("Score").SelectMany(v => v).ToArray();
+        float[] plain = Forecast(windows.Train, null), weightedOnes = Forecast(ones, nameof(Weighted.Weight));
+        Assert.True(plain.Zip(weightedOnes).Max(p => Math.Abs(p.First - p.Second)) < 1e-2, "forecaster: weights of 1 should train as no weights");
+        Assert.All(Forecast(half, nameof(Weighted.Weight)), v => Assert.True(float.IsFinite(v)));
+    }
+
+    public sealed class WindowIndex { }
+
+    public sealed class WeightedBike
+    {
+        public WeightedBike() { }
+        public WeightedBike(BikeRow r, float target, float weight)
+        {
+            Season = r.Season; Year = r.Year; Month = r.Month; Hour = r.Hour; Holiday = r.Holiday; Weekday = r.Weekday; WorkingDay = r.WorkingDay;
+            Weather = r.Weather; Temperature = r.Temperature; FeelsLike = r.FeelsLike; Humidity = r.Humidity; WindSpeed = r.WindSpeed;
+            Count = r.Count; Target = target; Weight = weight;
+        }
+        public float Season { get; set; }
+        public float Year { get; set; }
+        public float Month { get; set; }
+        public float Hour { get; set; }
+        public float Holiday { get; set; }
+        public float Weekday { get; set; }
+        public float WorkingDay { get; set; }
+        public float Weather { get; set; }
+        public float Temperature { get; set; }
+        public float FeelsLike { get; set; }
+        public float Humidity { get; set; }
+        public float WindSpeed { get; set; }
+        public float Count { get; set; }
+        public float Target { get; set; }
+        public float Weight { get; set; }
+    }
 }

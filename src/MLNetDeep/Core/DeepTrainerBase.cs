@@ -72,7 +72,7 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
         using var session = TorchEngine.EnterTraining(o.NumberOfThreads, o.CancellationToken, Host.CheckAlive, ch);
         try
         {
-            using var trainSet = TrainingData.Load(ch, train, encoder, head, o.FeatureColumnName, o.LabelColumnName, "training", o.Caching, o.MaximumCacheMegabytes, o.CancellationToken);
+            using var trainSet = TrainingData.Load(ch, train, encoder, head, o.FeatureColumnName, o.LabelColumnName, "training", o.Caching, o.MaximumCacheMegabytes, o.CancellationToken, o.ExampleWeightColumnName);
             using var validSet = validationData is null ? null
                 : TrainingData.Load(ch, validationData, encoder, head, o.FeatureColumnName, o.LabelColumnName, "validation", o.Caching, o.MaximumCacheMegabytes, o.CancellationToken);
             head.Prepare(trainSet, device);

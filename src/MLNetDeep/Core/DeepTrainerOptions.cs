@@ -77,6 +77,14 @@ public abstract class DeepTrainerOptions
     /// <summary>Name of the features column: a known-size <c>vector&lt;float&gt;</c>. Default <c>Features</c>.</summary>
     public string FeatureColumnName { get; set; } = DefaultColumnNames.Features;
 
+    /// <summary>
+    /// Name of a <c>Single</c> (float) column of example weights, as ML.NET's trainers take it: each training row's loss
+    /// counts in proportion to its weight (0 leaves a row out; every weight 1 trains exactly as without weights). Weights
+    /// must be finite and zero or positive, and not all zero. The validation loss and metric are unweighted. Default
+    /// none (every row counts alike).
+    /// </summary>
+    public string? ExampleWeightColumnName { get; set; }
+
     /// <summary>Number of passes over the training data. Default 10.</summary>
     public int NumberOfEpochs { get; set; } = 10;
 
@@ -266,6 +274,7 @@ public abstract class DeepTrainerOptions
         Require(NumberOfThreads is null || NumberOfThreads > 0, nameof(NumberOfThreads), "must be positive or null");
         Require(PlotDirectory is null || !string.IsNullOrWhiteSpace(PlotDirectory), nameof(PlotDirectory), "must name a directory or be null");
         Require(CheckpointDirectory is null || !string.IsNullOrWhiteSpace(CheckpointDirectory), nameof(CheckpointDirectory), "must name a directory or be null");
+        Require(ExampleWeightColumnName is null || !string.IsNullOrWhiteSpace(ExampleWeightColumnName), nameof(ExampleWeightColumnName), "must name a column or be null");
         foreach (var p in GetType().GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
         {
             // Every enum option (the families' too) must hold a defined value: (DeepOptimizer)42 is refused here, not mid-training.

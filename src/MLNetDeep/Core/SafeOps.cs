@@ -17,7 +17,7 @@ internal static class SafeOps
     /// <summary>Process-lifetime Scalars (static fields: always reachable).</summary>
     public static readonly Scalar Zero = 0.0.ToScalar(), One = 1.0.ToScalar(), Half = 0.5.ToScalar(),
         LongZero = 0L.ToScalar(), LongOne = 1L.ToScalar(), LongMinusOne = (-1L).ToScalar(), NegativeInfinity = double.NegativeInfinity.ToScalar(),
-        True = true.ToScalar();
+        True = true.ToScalar(), Tiny = 1e-12.ToScalar();
 
     /// <summary><paramref name="a"/> + <paramref name="b"/> with an explicit alpha.</summary>
     public static Tensor Add(Tensor a, Tensor b) => a.add(b, One);

@@ -24,6 +24,11 @@ internal sealed class LabelStore
     private float _f;
     private VBuffer<float> _v;
     private long _rowsSeen, _positives;
+    private ValueGetter<float>? _weight;
+    private string _weightColumn = "";
+    private float[] _weights = Array.Empty<float>();
+    private float _w;
+    private double _weightSum;
     private bool[]? _classSeen;
     private int _distinctClasses;
 
@@ -36,7 +41,17 @@ internal sealed class LabelStore
 
     public long Count { get; private set; }
 
-    public long Bytes => _kind == LabelKind.Key ? _classes.LongLength * 8 : _floats.LongLength * 4;
+    public long Bytes => (_kind == LabelKind.Key ? _classes.LongLength * 8 : _floats.LongLength * 4) + _weights.LongLength * 4;
+
+    /// <summary>Whether rows carry example weights (<see cref="BindWeight"/>).</summary>
+    public bool HasWeights => _weight is not null;
+
+    /// <summary>Reads each row's example weight from <paramref name="col"/> too (a Single column; checked by the caller).</summary>
+    public void BindWeight(DataViewRow row, DataViewSchema.Column col)
+    {
+        _weightColumn = col.Name;
+        _weight = row.GetGetter<float>(col);
+    }
 
     public ulong Hash { get; private set; } = 14695981039346656037UL;
 
@@ -55,6 +70,16 @@ internal sealed class LabelStore
 
     public void Append(long row, string role)
     {
+        if (_weight is not null)
+        {
+            _weight(ref _w);
+            if (!float.IsFinite(_w) || _w < 0)
+                throw new InvalidOperationException($"Example weight column '{_weightColumn}' has the value {_w} in row {row} of the {role} data; weights must be finite and zero or positive.");
+            if (Count == _weights.Length) Array.Resize(ref _weights, (int)Math.Max(256, _weights.LongLength * 2));
+            _weights[Count] = _w;
+            _weightSum += _w;
+            Mix(BitConverter.SingleToUInt32Bits(_w));
+        }
         if (_kind == LabelKind.None) { Count++; return; }
         if (_kind == LabelKind.Key)
         {
@@ -99,6 +124,8 @@ internal sealed class LabelStore
     public void CheckClasses(string role)
     {
         if (role != "training" || _rowsSeen == 0) return;
+        if (_weight is not null && _weightSum <= 0)
+            throw new InvalidOperationException($"Example weight column '{_weightColumn}' is zero in all {_rowsSeen} rows of the {role} data; at least one row must count.");
         if (_kind == LabelKind.Boolean && (_positives == 0 || _positives == _rowsSeen))
             throw new InvalidOperationException($"Label column '{_column}' has one class only in the {_rowsSeen} rows of the {role} data (every label is "
                 + $"{(_positives == 0 ? "false" : "true")}); a binary classifier needs rows of both classes.");
@@ -135,14 +162,48 @@ internal sealed class LabelStore
         return _kind == LabelKind.FloatVector ? torch.tensor(f, new long[] { n, _width }) : torch.tensor(f);
     }
 
-    /// <summary>Mean and (sample) standard deviation over every label value held, in two passes.</summary>
+    /// <summary>The example weights of <paramref name="rows"/> as a tensor, or null without a weight column.</summary>
+    public Tensor? CollateWeights(ReadOnlySpan<long> rows)
+    {
+        if (_weight is null) return null;
+        var w = new float[rows.Length];
+        for (int i = 0; i < rows.Length; i++) w[i] = _weights[rows[i]];
+        return torch.tensor(w);
+    }
+
+    /// <summary>The example weights of rows [<paramref name="start"/>, start + count), or null without a weight column.</summary>
+    public Tensor? CollateWeights(long start, int count)
+    {
+        if (_weight is null) return null;
+        return torch.tensor(_weights.AsSpan((int)start, count).ToArray());
+    }
+
+    /// <summary>The example weight of the row appended last (1 without a weight column).</summary>
+    public float LastWeight => _weight is null ? 1 : _w;
+
+    /// <summary>
+    /// Mean and (sample) standard deviation over every label value held, in two passes; with example weights, weighted
+    /// as frequencies (rows of weight 0 do not count; weights of 1 give the unweighted figures).
+    /// </summary>
     public (double Mean, double Std) Moments()
     {
+        if (_weight is not null) return WeightedMoments();
         long n = Count * _width;
         double sum = 0;
         for (long i = 0; i < n; i++) sum += _floats[i];
         double mean = sum / Math.Max(1, n), ss = 0;
         for (long i = 0; i < n; i++) ss += (_floats[i] - mean) * (_floats[i] - mean);
         return (mean, n > 1 ? Math.Sqrt(ss / (n - 1)) : 0);
+    }
+
+    private (double Mean, double Std) WeightedMoments()
+    {
+        double total = 0, sum = 0;
+        for (long r = 0; r < Count; r++)
+            for (int j = 0; j < _width; j++) { total += _weights[r]; sum += _weights[r] * _floats[r * _width + j]; }
+        double mean = sum / Math.Max(double.Epsilon, total), ss = 0;
+        for (long r = 0; r < Count; r++)
+            for (int j = 0; j < _width; j++) { double d = _floats[r * _width + j] - mean; ss += _weights[r] * d * d; }
+        return (mean, total > 1 ? Math.Sqrt(ss / (total - 1)) : 0);
     }
 }

@@ -18,6 +18,7 @@ internal sealed class TrainingData : IDisposable
     private readonly TaskHead _head;
     private readonly string _featureColumn;
     private readonly string _labelColumn;
+    private string? _weightColumn;
     private readonly string _role;
     private FeatureStore? _features;
     private readonly LabelStore? _labels;
@@ -48,10 +49,18 @@ internal sealed class TrainingData : IDisposable
 
     /// <summary>Checks the columns and reads (cached) or counts (streamed) the rows.</summary>
     public static TrainingData Load(IChannel ch, IDataView data, InputEncoder encoder, TaskHead head, string featureColumn, string labelColumn,
-        string role, DataCaching caching, int maxCacheMegabytes, CancellationToken cancel = default)
+        string role, DataCaching caching, int maxCacheMegabytes, CancellationToken cancel = default, string? weightColumn = null)
     {
         encoder.CheckColumn(data.Schema, featureColumn, role);
         head.CheckLabel(data.Schema, labelColumn, role);
+        if (weightColumn is not null)
+        {
+            var wc = data.Schema.GetColumnOrNull(weightColumn)
+                ?? throw new ArgumentOutOfRangeException(nameof(DeepTrainerOptions.ExampleWeightColumnName), $"The {role} data has no example weight column '{weightColumn}'.");
+            if (wc.Type != NumberDataViewType.Single)
+                throw new ArgumentOutOfRangeException(nameof(DeepTrainerOptions.ExampleWeightColumnName),
+                    $"Example weight column '{weightColumn}' of the {role} data must be Single (float), but is {wc.Type}; convert it first (mlContext.Transforms.Conversion.ConvertType).");
+        }
         long? knownRows = data.GetRowCount();
         long budget = maxCacheMegabytes * 1024L * 1024L;
         bool cache = caching switch
@@ -63,23 +72,23 @@ internal sealed class TrainingData : IDisposable
         if (cache)
         {
             // Auto reads within the budget (the row count or the tokens may be unknown beforehand) and streams when it is exceeded.
-            var loaded = Read(data, encoder, head, featureColumn, labelColumn, role, caching == DataCaching.Auto ? budget : long.MaxValue, cancel);
+            var loaded = Read(data, encoder, head, featureColumn, labelColumn, weightColumn, role, caching == DataCaching.Auto ? budget : long.MaxValue, cancel);
             if (loaded is var (features, labels))
             {
                 ch.Info($"MLNetDeep: {role} data cached in memory: {features.Count} rows of {encoder.Describe()} ({(features.Bytes + labels.Bytes) / (double)(1 << 20):F1} MiB).");
                 return new TrainingData(null, encoder, head, featureColumn, labelColumn, role, features.Count, features, labels, $"{features.Count} rows, hash {features.Hash ^ labels.Hash:x16}")
-                    { FeatureMaximum = features.Maximum };
+                    { FeatureMaximum = features.Maximum, _weightColumn = weightColumn };
             }
             ch.Info($"MLNetDeep: the {role} data does not fit in MaximumCacheMegabytes ({maxCacheMegabytes} MiB); streaming it from the IDataView every epoch instead.");
         }
-        var (count, hash, maximum) = Scan(data, encoder, head, featureColumn, labelColumn, role, cancel);
+        var (count, hash, maximum) = Scan(data, encoder, head, featureColumn, labelColumn, weightColumn, role, cancel);
         ch.Info($"MLNetDeep: {role} data streamed from the IDataView every epoch: {count} rows of {encoder.Describe()}.");
-        return new TrainingData(data, encoder, head, featureColumn, labelColumn, role, count, null, null, $"{count} rows, hash {hash:x16}") { FeatureMaximum = maximum };
+        return new TrainingData(data, encoder, head, featureColumn, labelColumn, role, count, null, null, $"{count} rows, hash {hash:x16}") { FeatureMaximum = maximum, _weightColumn = weightColumn };
     }
 
     /// <summary>Reads every row into stores, or returns null when they outgrow <paramref name="budget"/> bytes.</summary>
     private static (FeatureStore, LabelStore)? Read(IDataView data, InputEncoder encoder, TaskHead head, string featureColumn, string labelColumn,
-        string role, long budget, CancellationToken cancel)
+        string? weightColumn, string role, long budget, CancellationToken cancel)
     {
         var features = encoder.CreateStore(null, data.GetRowCount());
         var labels = new LabelStore(head);
@@ -88,9 +97,10 @@ internal sealed class TrainingData : IDisposable
         {
             var fc = data.Schema[featureColumn];
             var lc = data.Schema[labelColumn];
-            using var cursor = data.GetRowCursor(new[] { fc, lc });
+            using var cursor = data.GetRowCursor(Columns(data.Schema, fc, lc, weightColumn));
             features.Bind(cursor, fc);
             labels.Bind(cursor, lc);
+            if (weightColumn is not null) labels.BindWeight(cursor, data.Schema[weightColumn]);
             long row = 0;
             while (MoveNext(cursor, row, role))
             {
@@ -116,7 +126,8 @@ internal sealed class TrainingData : IDisposable
     }
 
     /// <summary>One pass over streamed data: counts the rows and checks and hashes the first ones.</summary>
-    private static (long Count, ulong Hash, float? Maximum) Scan(IDataView data, InputEncoder encoder, TaskHead head, string featureColumn, string labelColumn, string role, CancellationToken cancel)
+    private static (long Count, ulong Hash, float? Maximum) Scan(IDataView data, InputEncoder encoder, TaskHead head, string featureColumn, string labelColumn,
+        string? weightColumn, string role, CancellationToken cancel)
     {
         using var features = encoder.CreateStore(1);
         var labels = new LabelStore(head);
@@ -124,10 +135,11 @@ internal sealed class TrainingData : IDisposable
         var lc = data.Schema[labelColumn];
         long row = 0;
         ulong hash = 0;
-        using (var cursor = data.GetRowCursor(new[] { fc, lc }))
+        using (var cursor = data.GetRowCursor(Columns(data.Schema, fc, lc, weightColumn)))
         {
             features.Bind(cursor, fc);
             labels.Bind(cursor, lc);
+            if (weightColumn is not null) labels.BindWeight(cursor, data.Schema[weightColumn]);
             while (MoveNext(cursor, row, role))
             {
                 // Every row is checked here, in source order, so a bad value is reported with its row number.
@@ -143,6 +155,9 @@ internal sealed class TrainingData : IDisposable
         labels.CheckClasses(role);
         return (row, hash, features.Maximum);
     }
+
+    private static DataViewSchema.Column[] Columns(DataViewSchema schema, DataViewSchema.Column features, DataViewSchema.Column label, string? weightColumn) =>
+        weightColumn is null ? new[] { features, label } : new[] { features, label, schema[weightColumn] };
 
     private static bool MoveNext(DataViewRowCursor cursor, long row, string role)
     {
@@ -172,40 +187,40 @@ internal sealed class TrainingData : IDisposable
     public (double Mean, double Std) LabelMoments()
     {
         if (_labels is not null) return _labels.Moments();
-        // Streamed: one pass of the labels only (Welford).
+        // Streamed: one pass of the labels (and example weights) only: West's weighted form of Welford's update, which
+        // with every weight 1 is Welford's.
         var labels = new LabelStore(_head);
         var lc = _stream!.Schema[_labelColumn];
-        double mean = 0, m2 = 0;
-        long n = 0;
-        using var cursor = _stream.GetRowCursor(new[] { lc });
+        double mean = 0, m2 = 0, total = 0;
+        using var cursor = _stream.GetRowCursor(_weightColumn is null ? new[] { lc } : new[] { lc, _stream.Schema[_weightColumn] });
         labels.Bind(cursor, lc);
+        if (_weightColumn is not null) labels.BindWeight(cursor, _stream.Schema[_weightColumn]);
         long row = 0;
+        void Add(double v, double w)
+        {
+            if (w <= 0) return;
+            total += w;
+            double d = v - mean;
+            mean += w / total * d;
+            m2 += w * d * (v - mean);
+        }
         while (cursor.MoveNext())
         {
             labels.Clear();
             labels.Append(row++, _role);
-            var (m, _) = labels.Moments(); // one row: its mean; with width 1 the value itself
-            int w = _head.LabelWidth;
-            if (w == 1)
+            double weight = labels.LastWeight;
+            if (_head.LabelWidth == 1)
             {
-                n++;
-                double d = m - mean;
-                mean += d / n;
-                m2 += d * (m - mean);
+                using var t = labels.Collate(0, 1);
+                Add(t.data<float>()[0], weight);
             }
             else
             {
                 using var t = labels.Collate(0, 1);
-                foreach (float v in t.data<float>())
-                {
-                    n++;
-                    double d = v - mean;
-                    mean += d / n;
-                    m2 += d * (v - mean);
-                }
+                foreach (float v in t.data<float>()) Add(v, weight);
             }
         }
-        return (mean, n > 1 ? Math.Sqrt(m2 / (n - 1)) : 0);
+        return (mean, total > 1 ? Math.Sqrt(m2 / (total - 1)) : 0);
     }
 
     /// <summary>
@@ -213,10 +228,10 @@ internal sealed class TrainingData : IDisposable
     /// <paramref name="bucketByLength"/> (cached token data) rows of similar length are batched together, the batches
     /// in random order. Each yielded pair is valid until the next one is requested; the caller's dispose scope owns them.
     /// </summary>
-    public IEnumerable<(Tensor X, Tensor Y)> Batches(int batchSize, Random? shuffle, Device device, bool dropSingletonLast, int shufflePoolRows = 10_000, bool bucketByLength = false)
+    public IEnumerable<(Tensor X, Tensor Y, Tensor? W)> Batches(int batchSize, Random? shuffle, Device device, bool dropSingletonLast, int shufflePoolRows = 10_000, bool bucketByLength = false)
         => IsCached ? CachedBatches(batchSize, shuffle, device, dropSingletonLast, bucketByLength) : StreamedBatches(batchSize, shuffle, device, dropSingletonLast, shufflePoolRows);
 
-    private IEnumerable<(Tensor X, Tensor Y)> CachedBatches(int batchSize, Random? shuffle, Device device, bool dropSingletonLast, bool bucketByLength)
+    private IEnumerable<(Tensor X, Tensor Y, Tensor? W)> CachedBatches(int batchSize, Random? shuffle, Device device, bool dropSingletonLast, bool bucketByLength)
     {
         long n = RowCount;
         if (shuffle is null)
@@ -225,7 +240,7 @@ internal sealed class TrainingData : IDisposable
             {
                 int len = (int)Math.Min(batchSize, n - start);
                 if (len == 1 && dropSingletonLast && n > 1) yield break;
-                yield return ToDevice(_features!.Collate(start, len), _labels!.Collate(start, len), device);
+                yield return ToDevice(_features!.Collate(start, len), _labels!.Collate(start, len), _labels.CollateWeights(start, len), device);
             }
             yield break;
         }
@@ -264,17 +279,17 @@ internal sealed class TrainingData : IDisposable
             var rows = perm.AsSpan((int)start, len);
             var x = _features!.Collate(rows);
             var y = _labels!.Collate(rows);
-            yield return ToDevice(x, y, device);
+            yield return ToDevice(x, y, _labels.CollateWeights(rows), device);
         }
     }
 
-    private static (Tensor, Tensor) ToDevice(Tensor x, Tensor y, Device device) =>
-        device.type == DeviceType.CPU ? (x, y) : (x.to(device), y.to(device));
+    private static (Tensor, Tensor, Tensor?) ToDevice(Tensor x, Tensor y, Tensor? w, Device device) =>
+        device.type == DeviceType.CPU ? (x, y, w) : (x.to(device), y.to(device), w?.to(device));
 
-    private IEnumerable<(Tensor X, Tensor Y)> StreamedBatches(int batchSize, Random? shuffle, Device device, bool dropSingletonLast, int shufflePoolRows)
+    private IEnumerable<(Tensor X, Tensor Y, Tensor? W)> StreamedBatches(int batchSize, Random? shuffle, Device device, bool dropSingletonLast, int shufflePoolRows)
     {
         var data = _stream!;
-        var cols = new[] { data.Schema[_featureColumn], data.Schema[_labelColumn] };
+        var cols = Columns(data.Schema, data.Schema[_featureColumn], data.Schema[_labelColumn], _weightColumn);
         DataViewRowCursor cursor;
         if (shuffle is null) cursor = data.GetRowCursor(cols);
         else if (data.CanShuffle) cursor = data.GetRowCursor(cols, new Random(shuffle.Next()));
@@ -289,6 +304,7 @@ internal sealed class TrainingData : IDisposable
         {
             features.Bind(cursor, cursor.Schema[_featureColumn]);
             labels.Bind(cursor, cursor.Schema[_labelColumn]);
+            if (_weightColumn is not null) labels.BindWeight(cursor, cursor.Schema[_weightColumn]);
             long row = 0;
             while (true)
             {
@@ -303,7 +319,7 @@ internal sealed class TrainingData : IDisposable
                 }
                 if (len == 0) break;
                 if (len == 1 && dropSingletonLast && row > 1) break;
-                yield return ToDevice(features.Collate(0, len), labels.Collate(0, len), device);
+                yield return ToDevice(features.Collate(0, len), labels.Collate(0, len), labels.CollateWeights(0, len), device);
                 if (len < batchSize) break;
             }
             if (row == 0)

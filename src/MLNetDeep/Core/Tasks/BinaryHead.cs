@@ -35,6 +35,9 @@ internal sealed class BinaryHead : TaskHead
     public override Tensor Loss(Tensor output, Tensor target) =>
         F.binary_cross_entropy_with_logits(output.squeeze(1), target, pos_weights: _posWeight);
 
+    private protected override Tensor RowLosses(Tensor output, Tensor target) =>
+        F.binary_cross_entropy_with_logits(output.squeeze(1), target, pos_weights: _posWeight, reduction: nn.Reduction.None);
+
     public override void Accumulate(Tensor output, Tensor target, MetricAccumulator acc)
     {
         acc.Correct += output.squeeze(1).gt(SafeOps.Zero).eq(target.gt(SafeOps.Half)).sum().item<long>();

@@ -59,6 +59,12 @@ internal sealed class MulticlassHead : TaskHead
     public override Tensor Loss(Tensor output, Tensor target) =>
         F.cross_entropy(output, target, _weights, label_smoothing: _labelSmoothing);
 
+    private protected override Tensor RowLosses(Tensor output, Tensor target) =>
+        F.cross_entropy(output, target, _weights, reduction: nn.Reduction.None, label_smoothing: _labelSmoothing);
+
+    private protected override Tensor WeightTotal(Tensor weights, Tensor target) =>
+        _weights is null ? weights.sum() : weights.mul(_weights.index_select(0, target)).sum();
+
     public override void Accumulate(Tensor output, Tensor target, MetricAccumulator acc)
     {
         acc.Correct += output.argmax(1).eq(target).sum().item<long>();

@@ -50,6 +50,19 @@ internal abstract class NumericHead : TaskHead
         };
     }
 
+    private protected override Tensor RowLosses(Tensor output, Tensor target)
+    {
+        var y = Standardized(target);
+        var p = Shaped(output);
+        var terms = _loss switch
+        {
+            RegressionLoss.Huber => F.huber_loss(p, y, _huberDelta, reduction: nn.Reduction.None),
+            RegressionLoss.AbsoluteError => F.l1_loss(p, y, reduction: nn.Reduction.None),
+            _ => F.mse_loss(p, y, reduction: nn.Reduction.None),
+        };
+        return terms.dim() == 1 ? terms : terms.mean(new long[] { 1 }); // forecasting: the mean over the horizon
+    }
+
     public override void Accumulate(Tensor output, Tensor target, MetricAccumulator acc)
     {
         var y = Standardized(target).to_type(ScalarType.Float64);

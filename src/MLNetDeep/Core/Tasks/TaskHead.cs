@@ -45,6 +45,8 @@ internal abstract class TaskHead : IDisposable
     /// <summary>Task options that apply to this task only, as given; the trainer rejects those set on another task.</summary>
     public static void RejectForeignOptions(DeepTrainerOptions o, string task)
     {
+        if (task == MaskedTokenHead.KindName && o.ExampleWeightColumnName is not null)
+            throw new ArgumentException("ExampleWeightColumnName applies to supervised trainers; masked-token pretraining has no label to weigh.", nameof(o.ExampleWeightColumnName));
         void Reject(bool set, string option, string belongs)
         {
             if (set)
@@ -71,6 +73,23 @@ internal abstract class TaskHead : IDisposable
 
     /// <summary>Loss of a batch (mean over rows).</summary>
     public abstract Tensor Loss(Tensor output, Tensor target);
+
+    /// <summary>
+    /// Loss of a batch with example weights: Σ wᵢ·lossᵢ / Σ wᵢ (with class weights, Σ wᵢ·cᵢ in the denominator, so that
+    /// weights of 1 give exactly <see cref="Loss(Tensor, Tensor)"/>'s mean); a batch whose weights are all 0 gives 0.
+    /// </summary>
+    public Tensor Loss(Tensor output, Tensor target, Tensor? weights)
+    {
+        if (weights is null) return Loss(output, target);
+        return RowLosses(output, target).mul(weights).sum().div(WeightTotal(weights, target).clamp_min(SafeOps.Tiny));
+    }
+
+    /// <summary>The loss of each row of a batch, shape [rows] (the terms <see cref="Loss(Tensor, Tensor)"/> averages).</summary>
+    private protected virtual Tensor RowLosses(Tensor output, Tensor target) =>
+        throw new NotSupportedException($"A {Kind} model does not take example weights.");
+
+    /// <summary>The denominator of the weighted mean.</summary>
+    private protected virtual Tensor WeightTotal(Tensor weights, Tensor target) => weights.sum();
 
     /// <summary>Adds a batch to the metric accumulator (no grad).</summary>
     public abstract void Accumulate(Tensor output, Tensor target, MetricAccumulator acc);

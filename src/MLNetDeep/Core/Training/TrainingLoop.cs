@@ -176,12 +176,12 @@ internal sealed class TrainingLoop
             using var scope = torch.NewDisposeScope();
             if (!batches.MoveNext()) break;
             _o.BatchStarting?.Invoke(epoch, batch);
-            var (x, y) = batches.Current;
+            var (x, y, w) = batches.Current;
             double lr = schedule.Rate(epoch, batch);
             optimizer.LearningRate = lr;
             optimizer.ZeroGrad();
             var output = _net.forward(x);
-            var loss = _task.Loss(output, y);
+            var loss = _task.Loss(output, y, w);
             double value = loss.item<float>();
             if (!double.IsFinite(value))
                 throw new InvalidOperationException($"Training diverged: the loss became {value} at epoch {epoch + 1}, batch {batch + 1} (learning rate {lr:G3}). "
@@ -243,7 +243,7 @@ internal sealed class TrainingLoop
             _o.CancellationToken.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
             if (!batches.MoveNext()) break;
-            var (x, y) = batches.Current;
+            var (x, y, _) = batches.Current;
             var output = _net.forward(x);
             long n = y.shape[0];
             lossSum += _task.Loss(output, y).item<float>() * n;
