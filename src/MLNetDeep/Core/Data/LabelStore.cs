@@ -43,9 +43,6 @@ internal sealed class LabelStore
 
     public long Bytes => (_kind == LabelKind.Key ? _classes.LongLength * 8 : _floats.LongLength * 4) + _weights.LongLength * 4;
 
-    /// <summary>Whether rows carry example weights (<see cref="BindWeight"/>).</summary>
-    public bool HasWeights => _weight is not null;
-
     /// <summary>Reads each row's example weight from <paramref name="col"/> too (a Single column; checked by the caller).</summary>
     public void BindWeight(DataViewRow row, DataViewSchema.Column col)
     {
@@ -172,11 +169,10 @@ internal sealed class LabelStore
     }
 
     /// <summary>The example weights of rows [<paramref name="start"/>, start + count), or null without a weight column.</summary>
-    public Tensor? CollateWeights(long start, int count)
-    {
-        if (_weight is null) return null;
-        return torch.tensor(_weights.AsSpan((int)start, count).ToArray());
-    }
+    public Tensor? CollateWeights(long start, int count) => _weight is null ? null : torch.tensor(_weights.AsSpan((int)start, count).ToArray());
+
+    /// <summary>The float label values of the row appended last (regression: one, forecasting: H); no tensor is made.</summary>
+    public ReadOnlySpan<float> LastValues => _floats.AsSpan((int)((Count - 1) * _width), _width);
 
     /// <summary>The example weight of the row appended last (1 without a weight column).</summary>
     public float LastWeight => _weight is null ? 1 : _w;

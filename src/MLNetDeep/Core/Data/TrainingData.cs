@@ -209,16 +209,7 @@ internal sealed class TrainingData : IDisposable
             labels.Clear();
             labels.Append(row++, _role);
             double weight = labels.LastWeight;
-            if (_head.LabelWidth == 1)
-            {
-                using var t = labels.Collate(0, 1);
-                Add(t.data<float>()[0], weight);
-            }
-            else
-            {
-                using var t = labels.Collate(0, 1);
-                foreach (float v in t.data<float>()) Add(v, weight);
-            }
+            foreach (float v in labels.LastValues) Add(v, weight);
         }
         return (mean, total > 1 ? Math.Sqrt(m2 / (total - 1)) : 0);
     }
