@@ -45,14 +45,16 @@ internal static class TestUtil
 
     /// <summary>
     /// Runs <c>dotnet</c> with <paramref name="args"/> in another process (optionally in a folder, with extra environment
-    /// variables); fails the test with its stderr if it exits non-zero or takes over 10 minutes; returns its stdout.
+    /// variables, and without the variables named in <paramref name="unset"/>); fails the test with its stderr if it exits
+    /// non-zero or takes over 10 minutes; returns its stdout.
     /// </summary>
-    public static string RunDotnet(IEnumerable<string> args, string? workingDirectory = null, IDictionary<string, string>? environment = null, string? what = null)
+    public static string RunDotnet(IEnumerable<string> args, string? workingDirectory = null, IDictionary<string, string>? environment = null, string? what = null, IEnumerable<string>? unset = null)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
+        foreach (var k in unset ?? Array.Empty<string>()) psi.Environment.Remove(k);
         what ??= "dotnet " + string.Join(' ', psi.ArgumentList);
         using var p = Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync();

@@ -25,6 +25,7 @@ internal static class TorchEngine
             if (_loaded) return;
             try
             {
+                ReproducibleMath.Request();
                 torch.InitializeDeviceType(DeviceType.CPU);
                 using var probe = torch.zeros(1);
                 _loaded = true;
