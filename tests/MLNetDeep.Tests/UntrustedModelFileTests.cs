@@ -566,6 +566,42 @@ public sealed class UntrustedModelFileTests : IClassFixture<UntrustedModelFileTe
         Assert.StartsWith("MLNetDeep model file is corrupt: the training history's epoch count: 2147483647", message.Message);
     }
 
+    [Fact]
+    public void LoadChecked_ThrowsMLNetDeepsMessageOutermost_AndLoadsAnIntactModelUnchanged()
+    {
+        var model = _models.All[0];
+        var (headerName, _) = DeepEntries(model.Zip);
+        var entry = Entries(model.Zip).Single(e => e.Name == headerName).Content;
+        var p = FindParts(entry, Deep(model));
+        BinaryPrimitives.WriteInt32LittleEndian(entry.AsSpan(p.History), int.MaxValue);
+        string damaged = Path.Combine(TestUtil.TempDir(), "damaged.zip");
+        File.WriteAllBytes(damaged, Rezip(model.Zip, new Dictionary<string, byte[]> { [headerName] = entry }));
+
+        var wrapped = Assert.ThrowsAny<Exception>(() => _ml.Model.Load(damaged, out _));
+        Assert.IsType<System.Reflection.TargetInvocationException>(wrapped); // ML.NET's own Load: the reason is inside
+        var e = Assert.Throws<InvalidDataException>(() => _ml.Model.LoadChecked(damaged, out _));
+        Assert.StartsWith("MLNetDeep model file is corrupt: the training history's epoch count: 2147483647", e.Message);
+        Assert.Null(e.InnerException);
+        Assert.Equal(wrapped.GetBaseException().Message, e.Message);
+
+        // flipped bytes inside the weights (the case the issue reported) and a file that is not a zip at all
+        var (_, weightsName) = DeepEntries(model.Zip);
+        var weights = Entries(model.Zip).Single(x => x.Name == weightsName).Content;
+        weights[weights.Length / 2] ^= 0x5A;
+        var flipped = Assert.Throws<InvalidDataException>(() => _ml.Model.LoadChecked(new MemoryStream(Rezip(model.Zip, new Dictionary<string, byte[]> { [weightsName] = weights })), out _));
+        Assert.StartsWith("MLNetDeep model file is corrupt: ", flipped.Message);
+        _out.WriteLine(flipped.Message);
+        Assert.Contains("checksum", flipped.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Throws<FileNotFoundException>(() => _ml.Model.LoadChecked(Path.Combine(TestUtil.TempDir(), "missing.zip"), out _));
+
+        // an intact model loads and scores as with Load
+        var viaLoad = _ml.Model.Load(new MemoryStream(model.Zip), out _);
+        var viaChecked = _ml.Model.LoadChecked(new MemoryStream(model.Zip), out var schema);
+        Assert.NotNull(schema);
+        Assert.Equal(model.Expected, PredictionDump.Lines(viaChecked.Transform(model.Rows)).ToArray());
+        Assert.Equal(PredictionDump.Lines(viaLoad.Transform(model.Rows)).ToArray(), PredictionDump.Lines(viaChecked.Transform(model.Rows)).ToArray());
+    }
+
     // ------------------------------------------------------------------ the loader's size check is exact
 
     [Fact]

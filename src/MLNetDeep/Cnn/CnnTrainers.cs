@@ -193,7 +193,7 @@ internal sealed class CnnFamily
         if (_o.BaseModelPath is string path)
         {
             if (!File.Exists(path)) throw new FileNotFoundException($"BaseModelPath '{path}' does not exist.", path);
-            source = new MLContext().Model.Load(path, out _);
+            source = new MLContext().Model.LoadChecked(path, out _);
         }
         if (source is null) return null;
         var model = DeepModelParameters.Find(source)

@@ -691,7 +691,7 @@ internal sealed class ExperimentStore
     public ITransformer? LoadBestModel(MLContext ml)
     {
         string path = Path.Combine(_directory, BestModelFile);
-        return File.Exists(path) ? ml.Model.Load(path, out _) : null;
+        return File.Exists(path) ? ml.Model.LoadChecked(path, out _) : null;
     }
 }
 

@@ -257,7 +257,7 @@ internal sealed class TransformerFamily
     {
         if (_base is not null) return _base;
         ITransformer? source = _o.BaseModel;
-        if (_o.BaseModelPath is string path) source = new MLContext().Model.Load(path, out _);
+        if (_o.BaseModelPath is string path) source = new MLContext().Model.LoadChecked(path, out _);
         if (source is null) return null;
         var model = DeepModelParameters.Find(source) ?? throw new ArgumentException("The base model contains no MLNetDeep network.", BaseOption);
         if (model.Spec is not TransformerNetworkSpec || model.Network is not TransformerNetwork)
