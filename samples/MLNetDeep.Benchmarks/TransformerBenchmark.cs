@@ -41,7 +41,7 @@ internal static class TransformerBenchmark
     private static int _epochs = 3, _batch = 64, _layers = 2, _width = 64, _heads = 4, _trainRows, _scoringRepeats = 5, _latencyCalls = 2_000,
         _memoryEpochs = 5, _lengthRows = 256, _lengthEpochs = 2, _bucketEpochs = 2;
     private static int[] _lengths = { 32, 128, 512 };
-    private static bool _lengthsWithoutAttentionDropout = false; // (c) repeats (a) while AttentionDropoutRate is 0
+    private static float? _lengthsAttentionDropout; // (c): (a) and (b) again with this attention dropout (off unless asked for)
     private static int? _threads;
 
     private static int FeedForward => 4 * _width; // TransformerOptions.FeedForwardWidth = 0 means 4 × ModelWidth
@@ -327,14 +327,14 @@ internal static class TransformerBenchmark
                 case "--lengths": _lengths = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray(); break;
                 case "--length-rows": _lengthRows = NextInt(); break;
                 case "--length-epochs": _lengthEpochs = NextInt(); break;
-                case "--no-attention-dropout-lengths": _lengthsWithoutAttentionDropout = false; break;
+                case "--attention-dropout-lengths": _lengthsAttentionDropout = float.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--bucket-epochs": _bucketEpochs = NextInt(); break;
                 case "--threads": _threads = NextInt(); break;
                 default:
                     Console.Error.WriteLine($"{(a is "-h" or "--help" ? "" : $"unknown argument '{a}'. ")}usage: --transformer [--epochs N (3 timed, after 1 warm-up)] [--batch N (64)]"
                         + " [--layers N (2)] [--width N (64)] [--heads N (4)] [--train-rows N (0 = all 5574 SMS messages)] [--scoring-repeats N (5)] [--latency-calls N (2000)]"
                         + " [--memory-epochs N (5)] [--lengths L,L,... (32,128,512)] [--length-rows N (256)] [--length-epochs N (2 timed, after 1 warm-up)]"
-                        + " [--no-attention-dropout-lengths (skip 5c)] [--bucket-epochs N (2 timed, after 1 warm-up; 0 skips part 6)] [--threads N (torch default)]");
+                        + " [--attention-dropout-lengths RATE (runs 5c: both kinds with this attention dropout; off by default)] [--bucket-epochs N (2 timed, after 1 warm-up; 0 skips part 6)] [--threads N (torch default)]");
                     return false;
             }
         }
@@ -523,7 +523,7 @@ internal static class TransformerBenchmark
             + $"MaximumSequenceLength max(L, {MaximumLength}); the encoder runs L + 1 positions ([CLS]).");
         Console.WriteLine($"   (a) fused attention (scaled_dot_product_attention), attention dropout {AttentionDropoutRate} (the default): one raw epoch, then a trainer Fit of 1 + {_lengthEpochs} epochs "
             + "with a raw epoch after each (first of each side warm-up); (b) explicit softmax(QK^T/sqrt(d))V, the same Fit without the raw loop;");
-        Console.WriteLine($"   (c) {(_lengthsWithoutAttentionDropout ? "" : "[skipped] ")}both kinds with AttentionDropout = 0, trainer alone (libtorch's CPU flash kernel takes no dropout: with dropout, the fused call runs its math path);");
+        Console.WriteLine($"   (c) {(_lengthsAttentionDropout is null ? "[skipped: --attention-dropout-lengths RATE runs it] " : "")}both kinds with AttentionDropout = {_lengthsAttentionDropout ?? 0.1f}, trainer alone (libtorch's CPU flash kernel takes no dropout: with dropout, the fused call runs its math path);");
         Console.WriteLine($"   (d) eval: Transform of the {_lengthRows} rows with the (a) and (b) models (scoring runs without dropout), mean of 2 after a warm-up.");
         var lengthRows = new List<LengthRow>();
         foreach (int l in _lengths)
@@ -546,14 +546,14 @@ internal static class TransformerBenchmark
                     + $"; eval {eval * 1000:F0} ms ({eval / tokens * 1e6:F2} us/token); peak RSS during the run {run.PeakMiB:F0} MiB; other processes {run.ForeignCores:F2} cores");
                 Bench.Settle();
             }
-            if (_lengthsWithoutAttentionDropout)
+            if (_lengthsAttentionDropout is float rate)
             {
                 foreach (bool fused in new[] { true, false })
                 {
-                    var run = Interleaved(view, data, _lengthEpochs, new Setup(fused, 0f, maxLength, false), withRaw: false);
-                    if (fused) { row.FusedNoDrop = run.TrainerMedian; row.FusedNoDropPeak = run.PeakMiB; }
-                    else { row.ExplicitNoDrop = run.TrainerMedian; row.ExplicitNoDropPeak = run.PeakMiB; }
-                    Console.WriteLine($"  L {l,4} {(fused ? "fused   " : "explicit")}, attention dropout 0: trainer {run.TrainerMedian:F3} s/epoch ({run.TrainerMedian / tokens * 1e6:F2} us/token); "
+                    var run = Interleaved(view, data, _lengthEpochs, new Setup(fused, rate, maxLength, false), withRaw: false);
+                    if (fused) { row.FusedWithDropout = run.TrainerMedian; row.FusedWithDropoutPeak = run.PeakMiB; }
+                    else { row.ExplicitWithDropout = run.TrainerMedian; row.ExplicitWithDropoutPeak = run.PeakMiB; }
+                    Console.WriteLine($"  L {l,4} {(fused ? "fused   " : "explicit")}, attention dropout {rate}: trainer {run.TrainerMedian:F3} s/epoch ({run.TrainerMedian / tokens * 1e6:F2} us/token); "
                         + $"peak RSS during the run {run.PeakMiB:F0} MiB; other processes {run.ForeignCores:F2} cores");
                     Bench.Settle();
                 }
@@ -570,15 +570,15 @@ internal static class TransformerBenchmark
             Console.WriteLine($"  | {r.L} | {r.FusedTrainer:F3} | {r.ExplicitTrainer:F3} | {r.FusedTrainer / tk * 1e6:F2} | {r.ExplicitTrainer / tk * 1e6:F2} | {r.ExplicitTrainer / r.FusedTrainer:F2} | "
                 + $"{r.FusedRaw:F3} | {r.FusedRaw / r.FusedTrainer:F3} | {r.FusedTrainer / first.FusedTrainer:F2}x | {r.FusedPeak:F0} / {r.ExplicitPeak:F0} |");
         }
-        if (_lengthsWithoutAttentionDropout)
+        if (_lengthsAttentionDropout is float withDropout)
         {
-            Console.WriteLine("  training, AttentionDropout = 0 (trainer):");
+            Console.WriteLine($"  training, AttentionDropout = {withDropout} (trainer):");
             Console.WriteLine("  | L | fused s/epoch | explicit s/epoch | fused us/token | explicit us/token | explicit / fused | peak RSS fused / explicit MiB |");
             Console.WriteLine("  |---:|---:|---:|---:|---:|---:|---:|");
             foreach (var r in lengthRows)
             {
                 double tk = (double)_lengthRows * r.L;
-                Console.WriteLine($"  | {r.L} | {r.FusedNoDrop:F3} | {r.ExplicitNoDrop:F3} | {r.FusedNoDrop / tk * 1e6:F2} | {r.ExplicitNoDrop / tk * 1e6:F2} | {r.ExplicitNoDrop / r.FusedNoDrop:F2} | {r.FusedNoDropPeak:F0} / {r.ExplicitNoDropPeak:F0} |");
+                Console.WriteLine($"  | {r.L} | {r.FusedWithDropout:F3} | {r.ExplicitWithDropout:F3} | {r.FusedWithDropout / tk * 1e6:F2} | {r.ExplicitWithDropout / tk * 1e6:F2} | {r.ExplicitWithDropout / r.FusedWithDropout:F2} | {r.FusedWithDropoutPeak:F0} / {r.ExplicitWithDropoutPeak:F0} |");
             }
         }
         Console.WriteLine($"  eval (Transform of {_lengthRows} rows):");
@@ -620,7 +620,7 @@ internal static class TransformerBenchmark
     {
         public int L;
         public double FusedTrainer, FusedRaw, FusedPeak, FusedEval, ExplicitTrainer, ExplicitPeak, ExplicitEval;
-        public double FusedNoDrop = double.NaN, ExplicitNoDrop = double.NaN, FusedNoDropPeak = double.NaN, ExplicitNoDropPeak = double.NaN;
+        public double FusedWithDropout = double.NaN, ExplicitWithDropout = double.NaN, FusedWithDropoutPeak = double.NaN, ExplicitWithDropoutPeak = double.NaN;
     }
 
     private static string Join(IEnumerable<double> values, string format = "F3") => string.Join(", ", values.Select(v => v.ToString(format, CultureInfo.InvariantCulture)));

@@ -20,7 +20,7 @@ public sealed class BadInputTests
         [VectorType(3)] public float[] Features { get; set; } = new float[3];
     }
 
-    private static IEnumerable<Row> Rows(int n, Func<int, Row>? special = null) =>
+    private static IEnumerable<Row> Rows(int n, Func<int, Row?>? special = null) =>
         Enumerable.Range(0, n).Select(i => special?.Invoke(i) ?? new Row { Label = i % 7, Features = new[] { i % 3f, i % 5f, 1f } });
 
     private static MlpRegressionTrainer.Options Opt() => new() { NumberOfEpochs = 1, HiddenLayers = new[] { 4 } };

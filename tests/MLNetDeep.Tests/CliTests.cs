@@ -23,7 +23,7 @@ public sealed class CliTests
     /// rest, and ends with the leaderboard of an uninterrupted run with the same trial count (all but the timings).
     /// </summary>
     [Fact]
-    public void KilledInTheMiddleOfATrial_TheSameCommandResumes_ToTheUninterruptedLeaderboard()
+    public async Task KilledInTheMiddleOfATrial_TheSameCommandResumes_ToTheUninterruptedLeaderboard()
     {
         Assert.True(File.Exists(Cli), "the tool is not built: " + Cli);
         string work = TestUtil.TempDir();
@@ -52,7 +52,8 @@ public sealed class CliTests
                 }
             }
             Assert.True(p.WaitForExit(120_000), "the killed process did not end");
-            Assert.True(paused, $"the tool never reached the pause in trial 4:\n{seen}\n{stderr.Result}");
+            string errors = await stderr;
+            Assert.True(paused, $"the tool never reached the pause in trial 4:\n{seen}\n{errors}");
         }
         string trials = Path.Combine(killed, "experiment", "trials.jsonl");
         Assert.Equal(3, File.ReadAllLines(trials).Length);

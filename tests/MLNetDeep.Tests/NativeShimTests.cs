@@ -53,7 +53,11 @@ public sealed class NativeShimTests
         string path = PristineCopy();
         var before = File.ReadAllBytes(path);
         string link = path + ".hardlink";
-        Assert.Equal(0, System.Diagnostics.Process.Start("ln", new[] { path, link })!.WaitForExitAsync().ContinueWith(_ => 0).Result);
+        using (var ln = System.Diagnostics.Process.Start("ln", new[] { path, link })!)
+        {
+            ln.WaitForExit();
+            Assert.Equal(0, ln.ExitCode);
+        }
 
         var host = new HashSet<string>(ElfVersionPatcher.ReadVersionNeeds(before, path).Select(n => n.Name).Where(n => n != "GLIBCXX_3.4.32"));
         Assert.Equal(ElfPatchOutcome.Patched, ElfVersionPatcher.PatchFile(path, host, force: false, out var message));

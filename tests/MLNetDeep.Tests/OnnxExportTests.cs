@@ -405,7 +405,7 @@ public sealed class OnnxExportTests
     {
         var graph = MLNetDeep.Onnx.Proto.ModelProto.Parser.ParseFrom(model).Graph;
         var read = graph.Node.SelectMany(n => n.Input).ToHashSet();
-        Assert.Empty(graph.Initializer.Select(i => i.Name).Where(n => !read.Contains(n)));
+        Assert.DoesNotContain(graph.Initializer.Select(i => i.Name), n => !read.Contains(n));
         Assert.Equal(graph.Initializer.Count, graph.Initializer.Select(i => i.Name).Distinct().Count());
     }
 

@@ -217,7 +217,9 @@ internal sealed class TrainingLoop
         try
         {
             using var noGrad = torch.no_grad();
-            using var batches = _train.Batches(256, null, _device, dropSingletonLast: false).GetEnumerator();
+            // One training-sized batch: the size training just ran with fits in memory (256 rows of 512 tokens through
+            // explicit attention took gigabytes more than the training batches of 64 did).
+            using var batches = _train.Batches(Math.Min(_o.BatchSize, 256), null, _device, dropSingletonLast: false).GetEnumerator();
             using var scope = torch.NewDisposeScope();
             return !batches.MoveNext() || torch.isfinite(_net.forward(batches.Current.Item1)).all().item<bool>();
         }
