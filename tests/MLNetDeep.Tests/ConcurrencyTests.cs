@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLNetDeep.TestData;
@@ -134,5 +135,85 @@ public sealed class ConcurrencyTests
             Assert.Equal(serialBatch, batch[t]);
         }
         _out.WriteLine($"{Threads} threads x ({rows.Length} PredictionEngine calls + a Transform of {rows.Length} rows) equal to serial scoring");
+    }
+
+    [Fact]
+    public void Trainings_FromAnyThread_RunOnTheEnginesTrainingThread_WithTheCallersCulture()
+    {
+        // libtorch's OpenMP keeps a worker pool per thread that starts parallel work; trainings all run on one thread.
+        var seen = new List<(int Thread, string Culture)>();
+        MlpRegressionTrainer.Options Watched()
+        {
+            var o = Options(1, 0);
+            o.BatchStarting = (_, b) => { if (b == 0) lock (seen) seen.Add((Environment.CurrentManagedThreadId, CultureInfo.CurrentCulture.Name)); };
+            return o;
+        }
+        var callers = new List<int> { Environment.CurrentManagedThreadId };
+        var previous = CultureInfo.CurrentCulture;
+        CultureInfo.CurrentCulture = CultureInfo.GetCultureInfo("de-DE");
+        try { Train(1, Watched(), 300); }
+        finally { CultureInfo.CurrentCulture = previous; }
+        Exception? failure = null;
+        for (int i = 0; i < 2; i++)
+        {
+            var t = new Thread(() =>
+            {
+                try { CultureInfo.CurrentCulture = CultureInfo.GetCultureInfo("fr-FR"); Train(2, Watched(), 300); }
+                catch (Exception e) { failure = e; }
+            });
+            t.Start();
+            t.Join();
+            callers.Add(t.ManagedThreadId);
+        }
+        Assert.Null(failure);
+        Assert.Equal(3, seen.Count);
+        Assert.Single(seen.Select(s => s.Thread).Distinct());
+        Assert.Equal(TorchEngine.TrainingThreadId, seen[0].Thread);
+        Assert.DoesNotContain(seen[0].Thread, callers);
+        Assert.Equal(new[] { "de-DE", "fr-FR", "fr-FR" }, seen.Select(s => s.Culture));
+    }
+
+    [Fact]
+    public void ATrainingStartedFromAnEpochCallback_RunsInsideTheOuterOne_AndGivesItsLoneModel()
+    {
+        float[]? inner = null;
+        var outer = Options(2, 0);
+        outer.EpochCallback = _ => inner ??= Train(3, Options(1, 0.2f), 300);
+        Train(1, outer, 300);
+        Assert.NotNull(inner);
+        Assert.Equal(Train(3, Options(1, 0.2f), 300), inner);
+    }
+
+    [Fact]
+    public void BatchScoring_RunsOnTheTrainingThreadWhenItIsFree_OnTheCallerDuringATraining_AndOneRowOnTheCaller()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = TestUtil.BikeTrainSubset(ml, 600);
+        var features = Pipelines.BikeFeatures(ml).Fit(train);
+        var model = ml.Regression.Trainers.Mlp(Options(1, 0)).Fit(features.Transform(train));
+        var test = features.Transform(ml.Data.TakeRows(RealData.BikeTest(ml), 400)); // two batches of the default 256
+
+        int before = TorchEngine.ScoringBatchesOnTrainingThread;
+        float[] free = TestUtil.Floats(model.Transform(test), "Score");
+        Assert.Equal(before + 2, TorchEngine.ScoringBatchesOnTrainingThread);
+
+        var engine = ml.Model.CreatePredictionEngine<BikeIn, ScoreOut>(model);
+        engine.Predict(new BikeIn { Features = test.GetColumn<float[]>("Features").First() });
+        Assert.Equal(before + 2, TorchEngine.ScoringBatchesOnTrainingThread);
+
+        // While a training holds the engine, another thread's batch scoring runs on that thread (no waiting, no deadlock:
+        // the training waits for it inside its own batch hook).
+        float[]? during = null;
+        var o = Options(1, 0);
+        o.BatchStarting = (_, b) =>
+        {
+            if (b != 0) return;
+            var scorer = new Thread(() => during = TestUtil.Floats(model.Transform(test), "Score"));
+            scorer.Start();
+            scorer.Join();
+        };
+        ml.Regression.Trainers.Mlp(o).Fit(features.Transform(ml.Data.TakeRows(train, 300)));
+        Assert.Equal(before + 2, TorchEngine.ScoringBatchesOnTrainingThread);
+        Assert.Equal(free, during);
     }
 }

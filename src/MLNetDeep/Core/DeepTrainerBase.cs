@@ -66,10 +66,16 @@ public abstract class DeepTrainerBase<TTransformer, TModel> : ITrainerEstimator<
         }
 
         var device = TorchEngine.ResolveDevice(o.Device, o.FallbackToCpu, ch);
-        // From here to the last epoch the process-wide generator and thread count are this training's (see EnterTraining).
-        // Reading the data is inside too, so a second training's featurizers do not compete with the first's epochs for
-        // the cores the engine's threads already use.
-        using var session = TorchEngine.EnterTraining(o.NumberOfThreads, o.CancellationToken, Host.CheckAlive, ch);
+        // From here to the last epoch the process-wide generator and thread count are this training's, and the work runs
+        // on the engine's training thread (see TorchEngine.RunTraining). Reading the data is inside too, so a second
+        // training's featurizers do not compete with the first's epochs for the cores the engine's threads already use.
+        return TorchEngine.RunTraining(o.NumberOfThreads, o.CancellationToken, Host.CheckAlive, ch,
+            () => Train(o, ch, encoder, head, seed, trainData, train, validationData, device));
+    }
+
+    private TTransformer Train(DeepTrainerOptions o, IChannel ch, InputEncoder encoder, TaskHead head, int seed, IDataView trainData, IDataView train,
+        IDataView? validationData, torch.Device device)
+    {
         try
         {
             using var trainSet = TrainingData.Load(ch, train, encoder, head, o.FeatureColumnName, o.LabelColumnName, "training", o.Caching, o.MaximumCacheMegabytes, o.CancellationToken, o.ExampleWeightColumnName);

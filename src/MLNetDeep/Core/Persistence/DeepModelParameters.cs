@@ -288,6 +288,16 @@ public abstract class DeepModelParameters : ICanSaveModel
         public void Run()
         {
             int n = (int)Store.Count;
+            // One row stays on the caller's thread (its kernels are too small to start parallel work); a batch goes to
+            // the engine's training thread when it is free (TorchEngine.RunScoringBatch).
+            if (n == 1) Forward(n);
+            else TorchEngine.RunScoringBatch(() => Forward(n));
+            int o = _owner.OutputSize, v = _owner.Head.ValueWidth;
+            for (int i = 0; i < n; i++) _owner.Head.PostProcess(Raw.AsSpan(i * o, o), Values.AsSpan(i * v, v));
+        }
+
+        private void Forward(int n)
+        {
             using (torch.no_grad())
             using (var scope = torch.NewDisposeScope())
             {
@@ -295,8 +305,6 @@ public abstract class DeepModelParameters : ICanSaveModel
                 var result = _owner.Network.forward(x);
                 result.data<float>().CopyTo(Raw.AsSpan(0, n * _owner.OutputSize));
             }
-            int o = _owner.OutputSize, v = _owner.Head.ValueWidth;
-            for (int i = 0; i < n; i++) _owner.Head.PostProcess(Raw.AsSpan(i * o, o), Values.AsSpan(i * v, v));
         }
 
         public void Dispose() => Store.Dispose();
