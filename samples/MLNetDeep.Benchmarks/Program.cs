@@ -3,7 +3,8 @@
 // shuffle and epochs; plus peak memory); with --gc-stress, GcStress.cs. With --cnn, the CNN benchmark in
 // CnnBenchmark.cs instead; with --rnn, the RNN benchmark in RnnBenchmark.cs; with --transformer, the Transformer
 // benchmark in TransformerBenchmark.cs; with --onnx, ONNX Runtime scoring in OnnxBenchmark.cs; with
-// --prediction-rss [count], resident memory over many PredictionEngine calls (PredictionRss.cs). Child processes (memory
+// --prediction-rss [count], resident memory over many PredictionEngine calls (PredictionRss.cs); --training-threads
+// [repeats], trainings from different threads (TrainingThreads.cs). Child processes (memory
 // probes) come back here with their own flags. See README.md.
 //
 //   dotnet run -c Release --project samples/MLNetDeep.Benchmarks [-- --epochs N --repeats N]   (--help for the other options)
@@ -30,6 +31,7 @@ internal static class Program
         if (args.Length > 0 && args[0] == TransformerBenchmark.Flag) return TransformerBenchmark.Run(args);
         if (args.Length > 0 && args[0] == OnnxBenchmark.Flag) return OnnxBenchmark.Run(args);
         if (args.Length > 0 && args[0] == PredictionRss.Flag) return PredictionRss.Run(args);
+        if (args.Length > 0 && args[0] is TrainingThreads.Flag or "--training-threads-child") return TrainingThreads.Run(args);
         if (!ParseArgs(args)) return 2;
         if (GcStressSeconds > 0) return GcStress.Run(GcStressSeconds);
         return MlpBenchmark.Run();
