@@ -19,6 +19,15 @@ internal static class Program
     {
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+        // Trainings from other threads are what this mode measures: it stays on the main thread.
+        if (args.Length > 0 && args[0] is TrainingThreads.Flag or "--training-threads-child") return TrainingThreads.Run(args);
+        // Everything else runs on MLNetDeep's engine thread, where its trainings run: the raw TorchSharp loops on another
+        // thread would give libtorch's OpenMP a second worker pool and slow both sides (see README: training threads).
+        return TorchEngine.RunOnEngineThread(() => Dispatch(args));
+    }
+
+    private static int Dispatch(string[] args)
+    {
         if (args.Length == 3 && args[0] == MemoryProbe.ChildFlag) return MemoryProbe.Child(args[1], args[2]);
         if (args.Length == 4 && args[0] == CnnBenchmark.MemoryChildFlag)
             return CnnBenchmark.MemoryChild(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
@@ -31,7 +40,6 @@ internal static class Program
         if (args.Length > 0 && args[0] == TransformerBenchmark.Flag) return TransformerBenchmark.Run(args);
         if (args.Length > 0 && args[0] == OnnxBenchmark.Flag) return OnnxBenchmark.Run(args);
         if (args.Length > 0 && args[0] == PredictionRss.Flag) return PredictionRss.Run(args);
-        if (args.Length > 0 && args[0] is TrainingThreads.Flag or "--training-threads-child") return TrainingThreads.Run(args);
         if (!ParseArgs(args)) return 2;
         if (GcStressSeconds > 0) return GcStress.Run(GcStressSeconds);
         return MlpBenchmark.Run();

@@ -159,6 +159,17 @@ internal static class TorchEngine
     /// <summary>How many scoring batches ran on the training thread (a test reads it).</summary>
     internal static int ScoringBatchesOnTrainingThread;
 
+    /// <summary>
+    /// Runs <paramref name="work"/> on the engine's training thread (at once when already on it), without the training
+    /// lock: for the benchmarks, whose raw TorchSharp loops must run where the trainers run, or their OpenMP pools
+    /// would slow both sides. A training started inside <paramref name="work"/> runs inline.
+    /// </summary>
+    internal static T RunOnEngineThread<T>(Func<T> work)
+    {
+        EnsureLoaded();
+        return Thread.CurrentThread == _trainingThread ? work() : OnTrainingThread(work);
+    }
+
     private static IDisposable AcquireTrainingLock(CancellationToken cancel, Action checkAlive, IChannel ch)
     {
         // A scoring batch holds the gate for milliseconds: wait for it without counting or logging a wait.
