@@ -554,28 +554,28 @@ public sealed class UntrustedModelFileTests : IClassFixture<UntrustedModelFileTe
         // ML.NET instantiates each loader by reflection (ComponentCatalog.LoadableClassInfo.CreateInstanceCore): whatever a
         // loader throws reaches the caller inside a TargetInvocationException per nesting level (the transformer chain,
         // the prediction transformer, its model), whose message is fixed. MLNetDeep's is the innermost: GetBaseException().
-        var model = _models.All[0];
-        var (headerName, _) = DeepEntries(model.Zip);
-        var entry = Entries(model.Zip).Single(e => e.Name == headerName).Content;
-        var p = FindParts(entry, Deep(model));
-        BinaryPrimitives.WriteInt32LittleEndian(entry.AsSpan(p.History), int.MaxValue);
-        var e = Assert.ThrowsAny<Exception>(() => _ml.Model.Load(new MemoryStream(Rezip(model.Zip, new Dictionary<string, byte[]> { [headerName] = entry })), out _));
+        var e = Assert.ThrowsAny<Exception>(() => _ml.Model.Load(new MemoryStream(HugeHistoryZip(_models.All[0])), out _));
         for (var x = e; x is not null; x = x.InnerException) _out.WriteLine($"{x.GetType().FullName}: {x.Message}");
         var message = e.GetBaseException();
         Assert.IsType<InvalidDataException>(message);
         Assert.StartsWith("MLNetDeep model file is corrupt: the training history's epoch count: 2147483647", message.Message);
     }
 
+    /// <summary>The model's zip with its description claiming int.MaxValue epochs of training history.</summary>
+    private static byte[] HugeHistoryZip(SavedModel model)
+    {
+        var (headerName, _) = DeepEntries(model.Zip);
+        var entry = Entries(model.Zip).Single(e => e.Name == headerName).Content;
+        BinaryPrimitives.WriteInt32LittleEndian(entry.AsSpan(FindParts(entry, Deep(model)).History), int.MaxValue);
+        return Rezip(model.Zip, new Dictionary<string, byte[]> { [headerName] = entry });
+    }
+
     [Fact]
     public void LoadChecked_ThrowsMLNetDeepsMessageOutermost_AndLoadsAnIntactModelUnchanged()
     {
         var model = _models.All[0];
-        var (headerName, _) = DeepEntries(model.Zip);
-        var entry = Entries(model.Zip).Single(e => e.Name == headerName).Content;
-        var p = FindParts(entry, Deep(model));
-        BinaryPrimitives.WriteInt32LittleEndian(entry.AsSpan(p.History), int.MaxValue);
         string damaged = Path.Combine(TestUtil.TempDir(), "damaged.zip");
-        File.WriteAllBytes(damaged, Rezip(model.Zip, new Dictionary<string, byte[]> { [headerName] = entry }));
+        File.WriteAllBytes(damaged, HugeHistoryZip(model));
 
         var wrapped = Assert.ThrowsAny<Exception>(() => _ml.Model.Load(damaged, out _));
         Assert.IsType<System.Reflection.TargetInvocationException>(wrapped); // ML.NET's own Load: the reason is inside
